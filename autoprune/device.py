@@ -1,0 +1,175 @@
+"""Device profiles: where and how a candidate is measured, and what the target can run.
+
+A device profile is a versioned YAML file in ``device_profiles/``::
+
+    version: 1
+    name: local-cpu
+    description: this machine's CPU through onnxruntime
+    profiler:            # how latency is measured
+      kind: local        # local | agent
+      threads: 1
+      warmup: 20
+      repetitions: 200
+      min_duration_s: 0.0
+      execution_provider: CPUExecutionProvider
+    bits: [8, 32]        # bit-widths the target runs natively
+    power:
+      watts: 15.0        # used for the energy estimate when no meter exists
+      source: "..."      # where the figure comes from
+
+An ``agent:`` section (urls, token source, timeouts) is read when ``profiler.kind`` is
+``agent``; see :mod:`autoprune.profile`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._schema import Reader, atomic_write_text, load_yaml
+from .exceptions import ConfigError
+
+__all__ = ["DeviceProfile", "ProfilerSettings", "AgentSettings", "load_device_profile", "PROFILE_DIRS"]
+
+PROFILE_VERSION = 1
+SUPPORTED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
+PROFILER_KINDS = ("local", "agent")
+
+# Where a profile given by name is looked for, in order.
+PROFILE_DIRS = (
+    Path(os.environ.get("AUTOPRUNE_DEVICE_PROFILES", "device_profiles")),
+    Path(__file__).resolve().parent.parent / "device_profiles",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfilerSettings:
+    """How a latency measurement is taken."""
+
+    kind: str = "local"
+    threads: int = 1
+    warmup: int = 20
+    repetitions: int = 200
+    min_duration_s: float = 0.0
+    execution_provider: str = "CPUExecutionProvider"
+    batch_size: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSettings:
+    """How to reach on-device profiling agents (one URL per identical device)."""
+
+    urls: tuple[str, ...]
+    token_env: str | None = None
+    token_file: str | None = None
+    timeout_s: float = 120.0
+    retries: int = 3
+    backoff_s: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceProfile:
+    """A target device: how to measure on it, which bit-widths it runs, its power figure."""
+
+    name: str
+    description: str = ""
+    profiler: ProfilerSettings = ProfilerSettings()
+    bits: tuple[int, ...] = (8, 32)
+    power_watts: float | None = None
+    power_source: str = ""
+    agent: AgentSettings | None = None
+    version: int = PROFILE_VERSION
+    path: str = dataclasses.field(default="", compare=False)
+
+    @classmethod
+    def from_dict(cls, data: dict, label: str = "<device profile>") -> "DeviceProfile":
+        r = Reader(data, label)
+        version = r.int("version", lo=1, hi=PROFILE_VERSION)
+        name = r.str("name")
+        description = r.raw("description", "")
+        p = r.sub("profiler")
+        profiler = ProfilerSettings(
+            kind=p.str("kind", "local", choices=PROFILER_KINDS),
+            threads=p.int("threads", 1, lo=1, hi=256),
+            warmup=p.int("warmup", 20, lo=0, hi=100_000),
+            repetitions=p.int("repetitions", 200, lo=1, hi=1_000_000),
+            min_duration_s=p.float("min_duration_s", 0.0, lo=0.0, hi=600.0),
+            execution_provider=p.str("execution_provider", "CPUExecutionProvider"),
+            batch_size=p.int("batch_size", 1, lo=1, hi=65536),
+        )
+        p.finish()
+        bits = r.list("bits", [8, 32])
+        for i, b in enumerate(bits):
+            if b not in SUPPORTED_BITS:
+                raise r.fail(f"bits[{i}]", f"must be one of {list(SUPPORTED_BITS)}, got {b!r}")
+        if 32 not in bits:
+            raise r.fail("bits", "must include 32 (the unquantized reference)")
+        pw = r.sub("power")
+        watts = pw.float("watts", None, lo=0.0, hi=10_000.0)
+        source = pw.raw("source", "")
+        pw.finish()
+        agent = None
+        if r.has("agent") or profiler.kind == "agent":
+            a = r.sub("agent")
+            urls = a.list("urls")
+            if not urls or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls):
+                raise a.fail("urls", f"must be a non-empty list of http(s):// URLs, got {urls!r}")
+            if a.has("token"):
+                raise a.fail("token", "must not hold the token itself: name token_env or token_file instead")
+            agent = AgentSettings(
+                urls=tuple(urls),
+                token_env=a.str("token_env", None),
+                token_file=a.str("token_file", None),
+                timeout_s=a.float("timeout_s", 120.0, lo=0.1, hi=3600.0),
+                retries=a.int("retries", 3, lo=0, hi=100),
+                backoff_s=a.float("backoff_s", 0.5, lo=0.0, hi=60.0),
+            )
+            a.finish()
+        r.finish()
+        return cls(
+            name=name,
+            description=str(description or ""),
+            profiler=profiler,
+            bits=tuple(sorted(set(bits))),
+            power_watts=watts,
+            power_source=str(source or ""),
+            agent=agent,
+            version=version,
+            path=label,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "version": self.version,
+            "name": self.name,
+            "description": self.description,
+            "profiler": dataclasses.asdict(self.profiler),
+            "bits": list(self.bits),
+            "power": {"watts": self.power_watts, "source": self.power_source},
+        }
+        if self.agent is not None:
+            a = dataclasses.asdict(self.agent)
+            a["urls"] = list(a["urls"])
+            d["agent"] = {k: v for k, v in a.items() if v is not None}
+        return d
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_device_profile(name_or_path: str | os.PathLike | DeviceProfile) -> DeviceProfile:
+    """Load a device profile given as an object, a YAML path, or a name in ``device_profiles/``."""
+    if isinstance(name_or_path, DeviceProfile):
+        return name_or_path
+    s = str(name_or_path)
+    candidates = [Path(s)] if s.endswith((".yaml", ".yml")) or os.sep in s else [d / f"{s}.yaml" for d in PROFILE_DIRS]
+    for c in candidates:
+        if c.is_file():
+            data, label = load_yaml(c, "device profile")
+            return DeviceProfile.from_dict(data, label)
+    known = sorted({p.stem for d in PROFILE_DIRS if d.is_dir() for p in d.glob("*.yaml")})
+    raise ConfigError(f"unknown device profile {s!r} (known: {', '.join(known) or 'none'})")

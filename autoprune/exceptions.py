@@ -1,0 +1,55 @@
+"""One root error and a subclass per failure kind.
+
+The CLI catches :class:`AutopruneError`, prints its message on one line and exits with
+code 2 (bad input) or 1 (a failure while working). Anything else is a bug and keeps its
+traceback.
+"""
+
+__all__ = [
+    "AutopruneError",
+    "ConfigError",
+    "UnsupportedLayerError",
+    "PlanError",
+    "CandidateError",
+    "ProfilerError",
+    "AgentUnreachableError",
+    "ExportError",
+]
+
+
+class AutopruneError(Exception):
+    """Root of every error autoprune raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(AutopruneError, ValueError):
+    """A file, key or value given by the user is wrong. Message names file and key path."""
+
+    exit_code = 2
+
+
+class PlanError(ConfigError):
+    """A compression plan does not fit the model (unknown layer, ratio or bits out of range)."""
+
+
+class UnsupportedLayerError(AutopruneError):
+    """A layer cannot be pruned or quantized, and the model would come out wrong."""
+
+    exit_code = 2
+
+
+class CandidateError(AutopruneError):
+    """A candidate could not be built or measured (export error, NaN output, ...)."""
+
+
+class ProfilerError(AutopruneError):
+    """A latency/energy measurement failed."""
+
+
+class AgentUnreachableError(ProfilerError):
+    """The on-device profiling agent could not be reached after retries."""
+
+
+class ExportError(AutopruneError):
+    """Exporting a trial failed (unknown trial, nothing matches the pick, artifact mismatch)."""

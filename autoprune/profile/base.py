@@ -1,0 +1,103 @@
+"""The profiler interface: ``measure(model, inputs) -> Measurement``.
+
+A profiler turns an ONNX file into latency (and energy) figures for one device. The local
+profiler times it in this process, the agent profiler sends it to the device, and a
+calibrated cost model (later) predicts the same :class:`Measurement` with
+``source="modelled"``. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from ..device import DeviceProfile
+from ..metrics import Metric
+
+__all__ = ["Profiler", "Measurement", "estimate_energy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """Latency (and energy) of one model on one device.
+
+    Args:
+        latency_ms: Median single-inference latency, with how it was obtained.
+        latency: Full statistics: ``median_ms, p90_ms, mean_ms, std_ms, cv, n``.
+        energy_mj: Energy per inference, or None when neither a meter nor a power figure exists.
+        settings: The measurement settings used (threads, warm-up, repetitions, provider, ...).
+        device: Facts about the device and runtime versions.
+        peak_memory_mb: Peak resident memory during the measurement, when known.
+    """
+
+    latency_ms: Metric
+    latency: dict[str, float]
+    energy_mj: Metric | None
+    settings: dict[str, Any]
+    device: dict[str, Any]
+    peak_memory_mb: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms.to_dict(),
+            "latency": dict(self.latency),
+            "energy_mj": self.energy_mj.to_dict() if self.energy_mj else None,
+            "settings": dict(self.settings),
+            "device": dict(self.device),
+            "peak_memory_mb": self.peak_memory_mb,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Measurement":
+        return cls(
+            latency_ms=Metric.from_dict(d["latency_ms"]),
+            latency=dict(d["latency"]),
+            energy_mj=Metric.from_dict(d["energy_mj"]) if d.get("energy_mj") else None,
+            settings=dict(d.get("settings", {})),
+            device=dict(d.get("device", {})),
+            peak_memory_mb=d.get("peak_memory_mb"),
+        )
+
+
+class Profiler(abc.ABC):
+    """Measures ONNX models on one device.
+
+    Args:
+        device: The device profile whose ``profiler`` settings are used.
+    """
+
+    def __init__(self, device: DeviceProfile) -> None:
+        self.device = device
+
+    @abc.abstractmethod
+    def measure(self, model_path: str | os.PathLike, inputs: dict[str, np.ndarray] | None = None) -> Measurement:
+        """Measure one model. ``inputs`` default to deterministic random data of the declared shapes.
+
+        Raises:
+            ProfilerError: the measurement could not be taken.
+        """
+
+    def close(self) -> None:
+        """Release sessions or connections. Safe to call twice."""
+
+    def __enter__(self) -> "Profiler":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def estimate_energy(latency_ms: float, device: DeviceProfile) -> Metric | None:
+    """Energy per inference from the device profile's power figure: watts × latency."""
+    if device.power_watts is None:
+        return None
+    return Metric(
+        value=device.power_watts * latency_ms,  # W x ms = mJ
+        unit="mJ",
+        source="estimated",
+        how=f"{device.power_watts:g} W (device profile: {device.power_source or 'no source given'}) x measured median latency",
+    )
