@@ -1,0 +1,97 @@
+"""Building a candidate for real: prune channels, recover, export ONNX, quantize.
+
+Public entry points::
+
+    small = autoprune.compress(model, plan, example_input)            # new nn.Module
+    autoprune.to_onnx(small, plan, example_input, "m.onnx", calib)  # fp32 / int8 QDQ per plan
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._schema import atomic_write_bytes
+from ..plan import Plan
+from ..space import SearchSpace, discover
+from .build import Artifact, BuildSettings, build_artifact
+from .onnx_export import export_onnx, nodes_by_module
+from .prune import prune_channels
+from .quantize import quantize_int8
+from .recover import finetune, recalibrate_bn
+
+__all__ = ["compress", "to_onnx", "build_artifact", "Artifact", "BuildSettings", "prune_channels", "recalibrate_bn", "finetune", "quantize_onnx"]
+
+
+def compress(
+    model: nn.Module,
+    plan: Plan,
+    example_input: torch.Tensor,
+    *,
+    space: SearchSpace | None = None,
+    calibration_data: np.ndarray | None = None,
+    bn_batches: int = 8,
+    importance: str = "magnitude",
+) -> nn.Module:
+    """A pruned copy of ``model`` as ``plan`` says; ``model`` itself is left untouched.
+
+    Args:
+        model: The dense model.
+        plan: Per-layer ratios (bits are applied by :func:`to_onnx`).
+        example_input: An input of batch size 1.
+        space: The search space (discovered with defaults when omitted; pass the study's
+            space so that ``round_to`` and exclusions match).
+        calibration_data: Training inputs; when given, BatchNorm statistics are re-estimated
+            on ``bn_batches`` batches of them (adaptive BN).
+        bn_batches: Batches for the BatchNorm recalibration.
+        importance: Channel importance criterion (``magnitude``, ``l1``, ``bn_scale``, ``lamp``, ``fpgm``).
+
+    Raises:
+        PlanError: the plan does not fit the model.
+    """
+    space = space or discover(model, example_input)
+    ratios, _ = space.resolve(plan)
+    pruned = copy.deepcopy(model).eval()
+    prune_channels(pruned, ratios, space, example_input, importance=importance)
+    if calibration_data is not None and any(ratios.values()):
+        recalibrate_bn(pruned, calibration_data, batches=bn_batches)
+    return pruned
+
+
+def quantize_onnx(proto, plan: Plan, space: SearchSpace, calibration_data: np.ndarray | None):
+    """Apply the plan's bit-widths to an exported fp32 graph (int8 QDQ where bits == 8)."""
+    _, bits = space.resolve(plan)
+    by_module = nodes_by_module(proto)
+    want8 = [n for layer, b in bits.items() if b == 8 for n in by_module.get(layer, [])]
+    keep32 = [n for nodes in by_module.values() for n in nodes if n not in want8]
+    if want8 and calibration_data is None:
+        raise ValueError("calibration_data is required to quantize layers to 8 bits")
+    return quantize_int8(proto, want8, keep32, calibration_data) if want8 else proto
+
+
+def to_onnx(
+    model: nn.Module,
+    plan: Plan,
+    example_input: torch.Tensor,
+    path: str | os.PathLike,
+    calibration_data: np.ndarray | None = None,
+    *,
+    space: SearchSpace | None = None,
+) -> None:
+    """Write the deployable ONNX of a (compressed) model: fp32 layers, int8 QDQ layers per plan.
+
+    Args:
+        model: The model to export (typically the output of :func:`compress`).
+        plan: Supplies each layer's bit-width.
+        example_input: An input of batch size 1.
+        path: Where to write; written atomically.
+        calibration_data: Inputs for activation range calibration (needed when any layer is 8-bit).
+        space: The search space of ``model`` (discovered when omitted).
+    """
+    space = space or discover(model, example_input, max_ratio=0.0)
+    proto = quantize_onnx(export_onnx(model, example_input), plan, space, calibration_data)
+    atomic_write_bytes(path, proto.SerializeToString())

@@ -1,0 +1,193 @@
+"""The study configuration: one YAML file says what to compress, where, and how to search.
+
+::
+
+    version: 1
+    name: quickstart
+    task: digits                    # built-in name, or module.path:factory
+    task_options: {}
+    device: local-cpu               # name in device_profiles/ or a path
+    objectives: [accuracy, latency_ms]
+    constraints:
+      max_accuracy_drop: 0.02       # vs dense fp32, absolute
+      latency_ms: null              # budgets on measured metrics (<=)
+      energy_mj: null
+      size_kb: null
+    search:
+      n_trials: 48
+      timeout_s: 540
+      sampler: tpe                  # tpe | nsga2 | gp | random
+      seed: 0
+      max_ratio: 0.75
+      ratio_step: 0.05
+      round_to: 8
+      bits: [8, 32]                 # subset of the device's bits; default: all it supports
+      exclude: []                   # module paths or re: patterns to leave alone
+      baselines: [dense-fp32, dense-int8, uniform-0.25, uniform-0.5]
+    build:
+      importance: magnitude
+      bn_batches: 8
+      finetune_steps: 0
+      finetune_lr: 0.0003
+      calibration_samples: 256
+    storage: null                   # any Optuna storage URL; default sqlite in the run dir
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any
+
+from ._schema import Reader, load_yaml
+from .compress.build import BuildSettings
+from .exceptions import ConfigError
+from .metrics import OBJECTIVE_DIRECTIONS
+
+__all__ = ["StudyConfig", "SearchSettings", "Constraints", "load_study_config", "SAMPLERS", "BASELINE_RE"]
+
+CONFIG_VERSION = 1
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+BASELINE_RE = re.compile(r"^(dense-fp32|dense-int8|uniform-(0?\.\d+)(-fp32)?)$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraints:
+    """Feasibility limits; infeasible trials stay in the study but never reach the front."""
+
+    max_accuracy_drop: float | None = None
+    latency_ms: float | None = None
+    energy_mj: float | None = None
+    size_kb: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    n_trials: int = 48
+    timeout_s: float | None = None
+    sampler: str = "tpe"
+    seed: int = 0
+    max_ratio: float = 0.75
+    ratio_step: float = 0.05
+    round_to: int = 8
+    bits: tuple[int, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    baselines: tuple[str, ...] = ("dense-fp32", "dense-int8", "uniform-0.25", "uniform-0.5")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """A validated study YAML. Build one with :func:`load_study_config` or :meth:`from_dict`."""
+
+    name: str
+    task: str = "digits"
+    task_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    device: str = "local-cpu"
+    objectives: tuple[str, ...] = ("accuracy", "latency_ms")
+    constraints: Constraints = Constraints()
+    search: SearchSettings = SearchSettings()
+    build: BuildSettings = BuildSettings()
+    storage: str | None = None
+    version: int = CONFIG_VERSION
+    path: str = dataclasses.field(default="", compare=False)
+
+    @classmethod
+    def from_dict(cls, data: dict, label: str = "<study config>") -> "StudyConfig":
+        r = Reader(data, label)
+        version = r.int("version", lo=1, hi=CONFIG_VERSION)
+        name = r.str("name")
+        if not _NAME_RE.match(name):
+            raise r.fail("name", f"must be letters, digits, '.', '_' or '-', got {name!r}")
+        task = r.str("task", "digits")
+        task_options = r.raw("task_options", {})
+        if not isinstance(task_options, dict):
+            raise r.fail("task_options", "must be a mapping")
+        device = r.str("device", "local-cpu")
+        objectives = r.list("objectives", ["accuracy", "latency_ms"])
+        if not objectives:
+            raise r.fail("objectives", "must name at least one objective")
+        for i, o in enumerate(objectives):
+            if o not in OBJECTIVE_DIRECTIONS:
+                raise r.fail(f"objectives[{i}]", f"must be one of {sorted(OBJECTIVE_DIRECTIONS)}, got {o!r}")
+        if len(set(objectives)) != len(objectives):
+            raise r.fail("objectives", f"lists an objective twice: {objectives}")
+
+        c = r.sub("constraints")
+        constraints = Constraints(
+            max_accuracy_drop=c.float("max_accuracy_drop", None, lo=0.0, hi=1.0),
+            latency_ms=c.float("latency_ms", None, lo=0.0),
+            energy_mj=c.float("energy_mj", None, lo=0.0),
+            size_kb=c.float("size_kb", None, lo=0.0),
+        )
+        c.finish()
+
+        s = r.sub("search")
+        bits = s.list("bits", None)
+        if bits is not None:
+            for i, b in enumerate(bits):
+                if b not in (2, 3, 4, 5, 6, 7, 8, 16, 32):
+                    raise s.fail(f"bits[{i}]", f"must be a bit-width in 2..8, 16 or 32, got {b!r}")
+        exclude = s.list("exclude", [])
+        for i, e in enumerate(exclude):
+            if not isinstance(e, str) or not e:
+                raise s.fail(f"exclude[{i}]", f"must be a module path or 're:' pattern, got {e!r}")
+            if e.startswith("re:"):
+                try:
+                    re.compile(e[3:])
+                except re.error as err:
+                    raise s.fail(f"exclude[{i}]", f"is not a valid regular expression: {err}") from None
+        baselines = s.list("baselines", list(SearchSettings.baselines))
+        for i, b in enumerate(baselines):
+            if not isinstance(b, str) or not BASELINE_RE.match(b):
+                raise s.fail(f"baselines[{i}]", f"must be dense-fp32, dense-int8 or uniform-<ratio>[-fp32], got {b!r}")
+        search = SearchSettings(
+            n_trials=s.int("n_trials", 48, lo=1, hi=100_000),
+            timeout_s=s.float("timeout_s", None, lo=1.0),
+            sampler=s.str("sampler", "tpe", choices=SAMPLERS),
+            seed=s.int("seed", 0, lo=0),
+            max_ratio=s.float("max_ratio", 0.75, lo=0.0, hi=0.95),
+            ratio_step=s.float("ratio_step", 0.05, lo=0.01, hi=0.5),
+            round_to=s.int("round_to", 8, lo=1, hi=256),
+            bits=tuple(bits) if bits is not None else None,
+            exclude=tuple(exclude),
+            baselines=tuple(baselines),
+        )
+        s.finish()
+
+        b = r.sub("build")
+        build = BuildSettings(
+            importance=b.str("importance", "magnitude", choices=("magnitude", "l1", "bn_scale", "lamp", "fpgm")),
+            bn_batches=b.int("bn_batches", 8, lo=0, hi=10_000),
+            finetune_steps=b.int("finetune_steps", 0, lo=0, hi=1_000_000),
+            finetune_lr=b.float("finetune_lr", 3e-4, lo=0.0, hi=10.0),
+            calibration_samples=b.int("calibration_samples", 256, lo=1, hi=1_000_000),
+            seed=b.int("seed", 0, lo=0),
+        )
+        b.finish()
+        storage = r.str("storage", None)
+        r.finish()
+        return cls(
+            name=name, task=task, task_options=task_options, device=device, objectives=tuple(objectives),
+            constraints=constraints, search=search, build=build, storage=storage, version=version, path=label,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        d["objectives"] = list(self.objectives)
+        d["search"]["exclude"] = list(self.search.exclude)
+        d["search"]["baselines"] = list(self.search.baselines)
+        d["search"]["bits"] = list(self.search.bits) if self.search.bits else None
+        return {"version": d.pop("version"), **d}
+
+
+def load_study_config(path: str | os.PathLike) -> StudyConfig:
+    """Load and validate a study YAML file.
+
+    Raises:
+        ConfigError: one line naming the file and the key path.
+    """
+    data, label = load_yaml(path, "study config")
+    return StudyConfig.from_dict(data, label)

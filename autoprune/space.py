@@ -1,0 +1,300 @@
+"""The search space, discovered from the model.
+
+Every prunable channel group — layers coupled through residual adds, concatenations,
+depthwise convolutions or normalisation, resolved by torch-pruning's dependency graph —
+gets one ``ratio:<root module path>`` parameter; every quantizable layer gets one
+``bits:<module path>`` parameter. Layers that cannot take part are listed with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Iterable, Sequence
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from .exceptions import ConfigError, PlanError
+from .plan import LayerPlan, Plan
+
+__all__ = ["SearchSpace", "ChannelGroup", "QuantLayer", "Excluded", "discover", "keep_channels", "layer_macs"]
+
+PRUNABLE_ROOTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelGroup:
+    """Output channels of ``name`` and everything coupled to them, pruned together."""
+
+    name: str
+    kind: str
+    channels: int
+    members: tuple[str, ...]
+    macs_share: float
+    max_ratio: float
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantLayer:
+    name: str
+    kind: str
+    macs_share: float
+    bits: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Excluded:
+    name: str
+    what: str  # "prune" or "quantize"
+    reason: str
+
+
+def keep_channels(channels: int, ratio: float, round_to: int) -> int:
+    """Channels kept when pruning ``ratio`` of ``channels``, a multiple of ``round_to`` and at least one step.
+
+    Multiples of 8 (or 4) keep vectorised CPU kernels on their fast path; a layer too
+    narrow for the step is rounded to single channels instead.
+    """
+    step = round_to if channels >= 2 * round_to else 1
+    keep = int(round(channels * (1.0 - ratio) / step)) * step
+    return int(min(channels, max(step, keep)))
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """What can be searched for one model, with the settings that shape the parameters.
+
+    Args:
+        groups: Prunable channel groups in model order.
+        layers: Quantizable layers in model order.
+        excluded: Layers left out of pruning or quantization, with the reason.
+        total_macs: MACs of the dense model at batch 1.
+        ratio_step: Granularity of the ratio parameters.
+        round_to: Kept channel counts are multiples of this.
+    """
+
+    groups: tuple[ChannelGroup, ...]
+    layers: tuple[QuantLayer, ...]
+    excluded: tuple[Excluded, ...]
+    total_macs: int
+    ratio_step: float = 0.05
+    round_to: int = 8
+
+    def group(self, name: str) -> ChannelGroup:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    # -- Optuna parameters --------------------------------------------------------------
+    def suggest(self, trial: Any) -> Plan:
+        """Ask an Optuna trial for every parameter of this space; returns the plan."""
+        params = {}
+        for g in self.groups:
+            if g.max_ratio > 0:
+                params[f"ratio:{g.name}"] = trial.suggest_float(f"ratio:{g.name}", 0.0, g.max_ratio, step=self.ratio_step)
+        for q in self.layers:
+            if len(q.bits) > 1:
+                params[f"bits:{q.name}"] = trial.suggest_categorical(f"bits:{q.name}", list(q.bits))
+        return self.plan_from_params(params)
+
+    def plan_from_params(self, params: dict[str, Any]) -> Plan:
+        layers: dict[str, dict] = {}
+        for key, value in params.items():
+            kind, _, name = key.partition(":")
+            layers.setdefault(name, {})["ratio" if kind == "ratio" else "bits"] = value
+        for q in self.layers:  # single-choice layers are fixed, not searched
+            if len(q.bits) == 1:
+                layers.setdefault(q.name, {})["bits"] = q.bits[0]
+        order = {n: i for i, n in enumerate([g.name for g in self.groups] + [q.name for q in self.layers])}
+        return Plan({n: LayerPlan(**layers[n]) for n in sorted(layers, key=lambda n: order.get(n, 1 << 30))})
+
+    def params_for(self, ratio: float, bits: int) -> dict[str, Any]:
+        """Parameters of a uniform plan (every group at ``ratio``, capped, every layer at ``bits``)."""
+        params: dict[str, Any] = {}
+        for g in self.groups:
+            if g.max_ratio > 0:
+                r = min(ratio, g.max_ratio)
+                params[f"ratio:{g.name}"] = round(round(r / self.ratio_step) * self.ratio_step, 10)
+        for q in self.layers:
+            if len(q.bits) > 1:
+                params[f"bits:{q.name}"] = bits if bits in q.bits else 32
+        return params
+
+    # -- checking plans ---------------------------------------------------------------------
+    def resolve(self, plan: Plan) -> tuple[dict[str, float], dict[str, int]]:
+        """Per-group ratios and per-layer bits of ``plan``, checked against this space.
+
+        Raises:
+            PlanError: a key names no layer, a ratio exceeds what the group allows, a layer
+                that cannot be pruned gets a ratio, or bits are not allowed for the layer.
+        """
+        names = {g.name for g in self.groups} | {q.name for q in self.layers} | {e.name for e in self.excluded}
+        unknown = plan.unmatched(names)
+        if unknown:
+            raise PlanError(f"plan: layers.{unknown[0]} names no layer of the model (layers: {', '.join(sorted(names))})")
+        ratios, bits = {}, {}
+        group_names = {g.name for g in self.groups}
+        for key, lp in plan.layers.items():
+            if lp.ratio and not key.startswith("re:") and key not in group_names:
+                reason = next((e.reason for e in self.excluded if e.name == key and e.what == "prune"), "not a channel group root")
+                raise PlanError(f"plan: layers.{key}.ratio: {key} cannot be pruned ({reason})")
+        for g in self.groups:
+            r = plan.ratio(g.name)
+            if r > g.max_ratio + 1e-9:
+                raise PlanError(f"plan: layers.{g.name}.ratio must be in [0, {g.max_ratio}], got {r}")
+            ratios[g.name] = r
+        for q in self.layers:
+            b = plan.bits(q.name)
+            if b not in q.bits:
+                raise PlanError(f"plan: layers.{q.name}.bits must be one of {list(q.bits)}, got {b}")
+            bits[q.name] = b
+        return ratios, bits
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "groups": [dataclasses.asdict(g) for g in self.groups],
+            "layers": [dataclasses.asdict(q) for q in self.layers],
+            "excluded": [dataclasses.asdict(e) for e in self.excluded],
+            "total_macs": self.total_macs,
+            "ratio_step": self.ratio_step,
+            "round_to": self.round_to,
+        }
+
+
+def layer_macs(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
+    """Multiply-accumulates of each conv / linear module for one forward pass of ``example_input``."""
+    macs: dict[str, int] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            def hook(mod, inp, out, name=name):
+                k = int(torch.tensor(mod.kernel_size).prod())
+                macs[name] = macs.get(name, 0) + out.numel() * (mod.in_channels // mod.groups) * k
+        elif isinstance(m, nn.Linear):
+            def hook(mod, inp, out, name=name):
+                macs[name] = macs.get(name, 0) + out.numel() * mod.in_features
+        else:
+            continue
+        hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+    return macs
+
+
+def output_layers(model: nn.Module, example_input: torch.Tensor) -> set[str]:
+    """Conv/linear modules whose output reaches the model's output through parameter-free ops only.
+
+    Their output channels are the model's outputs (class logits, decoder channels), so
+    pruning them would change what the model computes, not only how fast.
+    """
+    produced: dict[Any, str] = {}
+
+    def record(name: str):
+        def hook(mod, inp, out):  # returns None: a forward hook's return value replaces the output
+            if torch.is_tensor(out) and out.grad_fn is not None:
+                produced.setdefault(out.grad_fn, name)
+        return hook
+
+    hooks = [m.register_forward_hook(record(name)) for name, m in model.named_modules() if isinstance(m, PRUNABLE_ROOTS)]
+    try:
+        with torch.enable_grad():
+            out = model(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+    outs = [out] if torch.is_tensor(out) else [t for t in (out.values() if isinstance(out, dict) else out) if torch.is_tensor(t)]
+    found, seen, stack = set(), set(), [t.grad_fn for t in outs]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if fn in produced:
+            found.add(produced[fn])
+            continue
+        stack.extend(f for f, _ in fn.next_functions)
+    return found
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(re.fullmatch(p[3:], name) if p.startswith("re:") else p == name for p in patterns)
+
+
+def discover(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    max_ratio: float = 0.75,
+    ratio_step: float = 0.05,
+    round_to: int = 8,
+    bits: Iterable[int] = (8, 32),
+    exclude: Sequence[str] = (),
+) -> SearchSpace:
+    """Find the prunable channel groups and quantizable layers of ``model``.
+
+    Args:
+        model: The dense model (not modified).
+        example_input: An input of batch size 1.
+        max_ratio: Largest pruning ratio offered for any group, in [0, 0.95].
+        ratio_step: Granularity of the ratio parameters.
+        round_to: Kept channel counts are multiples of this.
+        bits: Bit-widths offered to every quantizable layer (must include 32).
+        exclude: Module paths or ``re:`` patterns kept out of pruning and quantization.
+
+    Returns:
+        The :class:`SearchSpace`.
+    """
+    if not 0.0 <= max_ratio <= 0.95:
+        raise ConfigError(f"discover: max_ratio must be in [0, 0.95], got {max_ratio}")
+    bits = tuple(sorted(set(bits)))
+    if 32 not in bits:
+        raise ConfigError(f"discover: bits must include 32, got {list(bits)}")
+    model = model.eval()
+    names = {m: n for n, m in model.named_modules()}
+    macs = layer_macs(model, example_input)
+    total = max(1, sum(macs.values()))
+    outputs = output_layers(model, example_input)
+
+    excluded: list[Excluded] = []
+    ignored = []
+    for name, m in model.named_modules():
+        if not isinstance(m, PRUNABLE_ROOTS):
+            continue
+        if name in outputs:
+            excluded.append(Excluded(name, "prune", "its output channels are the model's output"))
+            ignored.append(m)
+        elif _matches(name, exclude):
+            excluded.append(Excluded(name, "prune", "excluded by configuration"))
+            ignored.append(m)
+
+    DG = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    groups = []
+    for group in DG.get_all_groups(ignored_layers=ignored, root_module_types=PRUNABLE_ROOTS):
+        root = group[0].dep.target.module
+        members = []
+        for dep, _ in group:
+            mod = dep.target.module
+            if isinstance(mod, nn.Module) and mod in names and names[mod] not in members:
+                members.append(names[mod])
+        share = sum(macs.get(n, 0) for n in members) / total
+        channels = DG.get_out_channels(root)
+        groups.append(ChannelGroup(names[root], type(root).__name__.lower(), int(channels), tuple(members), share, max_ratio))
+
+    order = {n: i for i, n in enumerate(names.values())}
+    groups.sort(key=lambda g: order[g.name])
+    layers, q_excluded = [], []
+    for name, m in model.named_modules():
+        if isinstance(m, QUANTIZABLE):
+            if _matches(name, exclude):
+                q_excluded.append(Excluded(name, "quantize", "excluded by configuration"))
+            else:
+                layers.append(QuantLayer(name, type(m).__name__.lower(), macs.get(name, 0) / total, bits))
+    return SearchSpace(tuple(groups), tuple(layers), tuple(excluded + q_excluded), int(total), ratio_step, round_to)

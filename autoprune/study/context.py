@@ -1,0 +1,84 @@
+"""Everything a trial needs, prepared once per study (never per trial, never as global state).
+
+A worker builds its :class:`StudyContext` from the study config alone, so several
+processes (or machines, over a shared Optuna storage) can work on one study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime
+import optuna
+import torch
+import torch_pruning
+
+from .. import __version__, tasks
+from ..config import StudyConfig
+from ..device import DeviceProfile, load_device_profile
+from ..exceptions import ConfigError
+from ..space import SearchSpace, discover
+
+__all__ = ["StudyContext", "versions"]
+
+
+def versions() -> dict[str, str]:
+    return {
+        "autoprune": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_pruning": getattr(torch_pruning, "__version__", "unknown"),
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "optuna": optuna.__version__,
+        "numpy": np.__version__,
+    }
+
+
+@dataclasses.dataclass
+class StudyContext:
+    """The task, its dense model, the device and the search space of one study."""
+
+    config: StudyConfig
+    task: tasks.Task
+    model: torch.nn.Module
+    example_input: torch.Tensor
+    device: DeviceProfile
+    space: SearchSpace
+    eval_X: np.ndarray
+    eval_y: np.ndarray
+
+    @classmethod
+    def prepare(cls, config: StudyConfig, device: DeviceProfile | None = None) -> "StudyContext":
+        device = device or load_device_profile(config.device)
+        bits = config.search.bits or device.bits
+        unsupported = sorted(set(bits) - set(device.bits))
+        if unsupported:
+            raise ConfigError(
+                f"{config.path}: search.bits {unsupported} are not run by device {device.name} (it runs {list(device.bits)})"
+            )
+        if any(b not in (8, 32) for b in bits):
+            raise ConfigError(
+                f"{config.path}: search.bits {list(bits)}: only 8 and 32 are built as real onnxruntime artifacts in this version"
+            )
+        task = tasks.get(config.task, **config.task_options)
+        model = task.model().eval()
+        x = task.example_input()
+        s = config.search
+        space = discover(model, x, max_ratio=s.max_ratio, ratio_step=s.ratio_step, round_to=s.round_to, bits=bits, exclude=s.exclude)
+        X, y = task.eval_data()
+        return cls(config, task, model, x, device, space, X, y)
+
+    def facts(self) -> dict[str, Any]:
+        """What the study records about itself (stored as study user attributes)."""
+        return {
+            "config": self.config.to_dict(),
+            "device": self.device.to_dict(),
+            "task": self.task.spec(),
+            "space": self.space.summary(),
+            "versions": versions(),
+        }

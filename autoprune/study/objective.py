@@ -1,0 +1,58 @@
+"""The Optuna objective: plan from the trial, build, measure, record, return the objective values."""
+
+from __future__ import annotations
+
+import optuna
+
+from ..exceptions import AutopruneError, CandidateError, ProfilerError
+from ..profile import Profiler
+from .candidate import measure
+from .context import StudyContext
+
+__all__ = ["Objective", "CANDIDATE_ERRORS"]
+
+# Failures of one candidate: the trial fails with the reason, the study goes on.
+CANDIDATE_ERRORS = (CandidateError, ProfilerError)
+
+
+class Objective:
+    """Callable objective; ``dense_accuracy`` is the dense fp32 reference for the accuracy-drop constraint."""
+
+    def __init__(self, ctx: StudyContext, profiler: Profiler, dense_accuracy: float | None) -> None:
+        self.ctx = ctx
+        self.profiler = profiler
+        self.dense_accuracy = dense_accuracy
+
+    def constraints(self, metrics: dict) -> dict[str, float]:
+        """Named constraint values, feasible when <= 0 (Optuna's convention)."""
+        c = self.ctx.config.constraints
+        out = {}
+        if c.max_accuracy_drop is not None and self.dense_accuracy is not None:
+            out["max_accuracy_drop"] = (self.dense_accuracy - metrics["accuracy"].value) - c.max_accuracy_drop
+        for name in ("latency_ms", "energy_mj", "size_kb"):
+            budget = getattr(c, name)
+            if budget is not None:
+                out[name] = metrics[name].value - budget if name in metrics else float("inf")
+        return out
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        plan = self.ctx.space.suggest(trial)
+        try:
+            result = measure(self.ctx, plan, self.profiler)
+        except CANDIDATE_ERRORS as e:
+            trial.set_user_attr("plan", plan.to_dict()["layers"])
+            trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
+            raise
+        except AutopruneError as e:  # a plan the space rejects is a bug in the space, not the candidate
+            trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
+            raise
+        for key, value in result.user_attrs().items():
+            trial.set_user_attr(key, value)
+        for name, value in self.constraints(result.metrics).items():
+            trial.set_constraint(name, value)
+        missing = [o for o in self.ctx.config.objectives if o not in result.metrics]
+        if missing:
+            reason = f"objective {missing[0]} is not available on device {self.ctx.device.name} (no meter and no power figure)"
+            trial.set_user_attr("fail_reason", reason)
+            raise CandidateError(reason)
+        return tuple(result.metrics[o].value for o in self.ctx.config.objectives)
