@@ -105,7 +105,8 @@ class SearchSpace:
         layers: dict[str, dict] = {}
         for key, value in params.items():
             kind, _, name = key.partition(":")
-            layers.setdefault(name, {})["ratio" if kind == "ratio" else "bits"] = value
+            # Optuna's stepped floats carry binary noise (0.15000000000000002): keep plans readable
+            layers.setdefault(name, {})["ratio" if kind == "ratio" else "bits"] = round(value, 10) if kind == "ratio" else value
         for q in self.layers:  # single-choice layers are fixed, not searched
             if len(q.bits) == 1:
                 layers.setdefault(q.name, {})["bits"] = q.bits[0]

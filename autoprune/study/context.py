@@ -7,6 +7,7 @@ processes (or machines, over a shared Optuna storage) can work on one study.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import platform
 from typing import Any
 
@@ -23,14 +24,24 @@ from ..device import DeviceProfile, load_device_profile
 from ..exceptions import ConfigError
 from ..space import SearchSpace, discover
 
-__all__ = ["StudyContext", "versions"]
+__all__ = ["StudyContext", "versions", "model_fingerprint"]
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over the model's state (names, shapes, values): identifies the base model a plan applies to."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:
     return {
         "autoprune": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "torch_pruning": getattr(torch_pruning, "__version__", "unknown"),
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
@@ -79,6 +90,7 @@ class StudyContext:
             "config": self.config.to_dict(),
             "device": self.device.to_dict(),
             "task": self.task.spec(),
+            "base_model_fingerprint": model_fingerprint(self.model),
             "space": self.space.summary(),
             "versions": versions(),
         }
