@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
 import traceback
@@ -153,7 +154,20 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
 
+    def _linger(self, max_s: float = 2.0) -> None:
+        """Read and drop what the client is still sending, so it sees our answer, not a reset."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.2)
+            end = time.monotonic() + max_s
+            while time.monotonic() < end and self.connection.recv(1 << 16):
+                pass
+        except OSError:
+            pass
+
     def _dispatch(self) -> None:
+        self._body_read = False
         path = self.path.split("?", 1)[0]
         state = self.server.state
         try:
@@ -173,10 +187,13 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self._profile()
             self._send(200, body)
         except ApiError as e:
-            if e.status in (401, 408, 411, 413, 415, 429) and self.command == "POST":
-                self.close_connection = True  # the body may be unread: do not parse it as the next request
+            unread = self.command == "POST" and not self._body_read
+            if unread:
+                self.close_connection = True  # never parse an unread body as the next request
                 e.headers.setdefault("Connection", "close")
             self._send(e.status, e.body(), e.headers)
+            if unread:
+                self._linger()
         except Exception:  # a bug: answer 500 for this request and keep serving
             log.error("internal error on %s %s\n%s", self.command, path, traceback.format_exc())
             self.close_connection = True
@@ -213,6 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = self.rfile.read(n)
         except TimeoutError:
             raise ApiError(408, "request_timeout", f"the body did not arrive within {cfg.read_timeout_s:g} s") from None
+        self._body_read = True
         if len(data) != n:
             raise ApiError(400, "short_body", f"the connection closed after {len(data)} of {n} body bytes")
         return data

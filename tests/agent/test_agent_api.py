@@ -142,7 +142,7 @@ def test_missing_content_length_is_411_and_malformed_http_is_json(agent):
                                  b"Authorization: Bearer s3cret-test-token\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 411")
     reply = _raw_http(agent.url, b"GET /v1/health HTTP/1.x\r\n\r\n")
-    assert reply.startswith(b"HTTP/1.1 400") and b'"bad_http"' in reply and b"application/json" in reply
+    assert b'{"error": {"status": 400, "code": "bad_http"' in reply  # http.server answers HTTP/0.9 style here
 
 
 def test_measurement_past_its_time_limit_is_503(client, tiny):
