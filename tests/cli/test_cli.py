@@ -1,0 +1,78 @@
+"""The command line as a user runs it: a real subprocess, exit codes, one-line errors, --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def autoprune(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "autoprune", *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT, env=os.environ.copy(), timeout=600)
+
+
+@pytest.mark.parametrize("cmd", [[], ["run"], ["export"], ["apply"]])
+def test_help_everywhere(cmd):
+    r = autoprune(*cmd, "--help")
+    assert r.returncode == 0 and "usage: autoprune" in r.stdout
+
+
+def write_study(tmp_path, **changes) -> Path:
+    data = {**TINY, **changes}
+    p = tmp_path / "study.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"search": {"max_ratio": 2}}, "study.yaml: search.max_ratio must be a number"),
+        ({"bogus": 1}, "study.yaml: unknown key bogus"),
+        ({"device": "pdp-11"}, "unknown device profile 'pdp-11'"),
+        ({"task": "nope"}, "unknown task 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, changes, message):
+    out = tmp_path / "run"
+    r = autoprune("run", write_study(tmp_path, **changes), "--out", out)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("autoprune run: error:")
+    assert not out.exists()
+
+
+def test_missing_and_malformed_files(tmp_path):
+    r = autoprune("run", tmp_path / "absent.yaml")
+    assert r.returncode == 2 and "absent.yaml: study config not found" in r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    r = autoprune("run", bad)
+    assert r.returncode == 2 and "bad.yaml: not valid YAML" in r.stderr
+    r = autoprune("apply", tmp_path / "absent-plan.yaml")
+    assert r.returncode == 2 and "absent-plan.yaml: plan not found" in r.stderr
+
+
+def test_run_json_then_export_and_apply(tmp_path):
+    out = tmp_path / "run"
+    r = autoprune("run", write_study(tmp_path, name="cli", search={**TINY["search"], "n_trials": 4}), "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    front = json.loads(r.stdout)
+    assert front["n_trials"] == 4 and front["points"]
+    number = front["points"][0]["number"]
+    r = autoprune("export", out, "--trial", number, "--out", tmp_path / "exp", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["trial"] == number
+    r = autoprune("apply", tmp_path / "exp" / "plan.yaml", "--out", tmp_path / "m.onnx")
+    assert r.returncode == 0 and "identical to the plan's recorded artifact" in r.stdout
+    r = autoprune("export", out, "--trial", 77)
+    assert r.returncode == 2 and "--trial 77" in r.stderr

@@ -1,0 +1,95 @@
+"""Export and apply: the exported model is the measured artifact, byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import yaml
+
+from autoprune import tasks
+from autoprune.exceptions import ConfigError, PlanError
+from autoprune.export import apply_plan, export_trial
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exports")
+    return {p["number"]: export_trial(tiny_run.out_dir, out / f"t{p['number']}", trial=p["number"]) for p in tiny_run.front["points"]}
+
+
+def test_every_front_trial_exports_with_its_exact_accuracy(tiny_run, exported):
+    X, y = tasks.get("digits", width=0.25, epochs=4).eval_data()
+    for number, r in exported.items():
+        files = sorted(p.name for p in r.out_dir.iterdir())
+        assert files == ["metrics.json", "model.onnx", "plan.yaml"]
+        onnx_bytes = (r.out_dir / "model.onnx").read_bytes()
+        metrics = json.loads((r.out_dir / "metrics.json").read_text())
+        assert hashlib.sha256(onnx_bytes).hexdigest() == metrics["model"]["sha256"] == r.sha256
+        # an independent onnxruntime session with default options, whole split at once
+        session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        acc = float((session.run(None, {session.get_inputs()[0].name: X})[0].argmax(1) == y).mean())
+        assert acc == metrics["metrics"]["accuracy"]["value"]
+        assert metrics["metrics"]["latency_ms"]["source"] == "measured"
+        assert metrics["measurement"]["settings"]["threads"] == 1
+
+
+def test_plan_yaml_records_what_rebuilds_it(exported):
+    r = next(iter(exported.values()))
+    plan = yaml.safe_load((r.out_dir / "plan.yaml").read_text())
+    assert plan["version"] == 1 and plan["layers"]
+    meta = plan["meta"]
+    assert meta["task"]["name"] == "digits" and meta["device"]["name"] == "local-cpu"
+    assert meta["artifact_sha256"] == r.sha256 and meta["versions"]["onnxruntime"] == ort.__version__
+
+
+def test_apply_rebuilds_the_same_bytes(exported, tmp_path):
+    r = next(iter(exported.values()))
+    facts = apply_plan(r.out_dir / "plan.yaml", tmp_path / "again.onnx")
+    assert facts["matches_plan"] is True
+    assert (tmp_path / "again.onnx").read_bytes() == (r.out_dir / "model.onnx").read_bytes()
+
+
+def test_pick_chooses_the_best_under_the_constraint(tiny_run, tmp_path):
+    complete = [t for t in tiny_run.study.get_trials() if t.values]
+    budget = float(np.median([t.user_attrs["metrics"]["latency_ms"]["value"] for t in complete]))
+    r = export_trial(tiny_run.out_dir, tmp_path / "p", pick=f"max accuracy where latency_ms <= {budget}")
+    ok = [t for t in complete if t.user_attrs["metrics"]["latency_ms"]["value"] <= budget and all(v <= 0 for v in t.constraints.values())]
+    best = max(t.user_attrs["metrics"]["accuracy"]["value"] for t in ok)
+    assert r.metrics["accuracy"]["value"] == best
+    assert r.metrics["latency_ms"]["value"] <= budget
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"trial": 999}, "--trial 999: no complete trial"),
+        ({"pick": "max accuracy where latency_ms <= 0"}, "no complete feasible trial satisfies it"),
+        ({"pick": "best accuracy"}, "must start with 'max METRIC'"),
+        ({"pick": "max accuracy where latency <= 1"}, "unknown metric 'latency'"),
+        ({"pick": "max accuracy where latency_ms about 1"}, "cannot read condition"),
+    ],
+)
+def test_bad_selection_writes_nothing(tiny_run, tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        export_trial(tiny_run.out_dir, tmp_path / "none", **kwargs)
+    assert not (tmp_path / "none").exists()
+
+
+def test_not_a_run_dir(tmp_path):
+    with pytest.raises(ConfigError, match="not a run directory"):
+        export_trial(tmp_path, trial=0)
+
+
+def test_apply_rejects_unknown_layer(exported, tmp_path):
+    r = next(iter(exported.values()))
+    plan = yaml.safe_load((r.out_dir / "plan.yaml").read_text())
+    plan["layers"]["conv9"] = {"ratio": 0.5}
+    p = tmp_path / "plan.yaml"
+    p.write_text(yaml.safe_dump(plan))
+    with pytest.raises(PlanError, match="layers.conv9 names no layer"):
+        apply_plan(p, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
