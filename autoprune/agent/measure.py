@@ -80,7 +80,8 @@ def run_measurement(req: ProfileRequest, meter: EnergyMeter | None, meter_reason
 
     Raises:
         ApiError: 400 when onnxruntime rejects the model or it fails on the inputs,
-            503 when the time limit passes.
+            408 when the request's time limit passes during the measurement (its own
+            settings are too long for it; retrying will not help).
     """
     reset = _reset_peak_rss()
     try:
@@ -88,11 +89,13 @@ def run_measurement(req: ProfileRequest, meter: EnergyMeter | None, meter_reason
     except Exception as e:  # onnxruntime's own exception types
         raise ApiError(400, "invalid_model", f"onnxruntime cannot load the model: {e}", field="model") from None
     feeds = make_feeds(session.get_inputs(), req)
+    if time.monotonic() >= deadline:
+        raise ApiError(408, "time_limit", f"loading the model alone outlasted time_limit_s={req.time_limit_s:g}", field="time_limit_s")
     guarded = _DeadlineSession(session, deadline)
     try:
         stats, energy, reason = timed_window(guarded, feeds, req.warmup, req.repetitions, req.min_duration_s, meter)
     except _Expired:
-        raise ApiError(503, "time_limit", f"the measurement did not finish within time_limit_s={req.time_limit_s:g}; "
+        raise ApiError(408, "time_limit", f"the measurement did not finish within time_limit_s={req.time_limit_s:g}; "
                        "lower repetitions/min_duration_s or raise the limit", field="time_limit_s") from None
     except Exception as e:
         raise ApiError(400, "model_failed", f"the model failed to run on the generated inputs: {e}", field="input_shapes") from None

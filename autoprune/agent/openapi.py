@@ -27,8 +27,12 @@ _METRIC = {
     },
 }
 
+# y = Relu(x), x: float[1, 4]; serialised with onnx.helper, 100 bytes.
+EXAMPLE_MODEL_B64 = "CAg6PgoMCgF4EgF5IgRSZWx1EgRyZWx1WhMKAXgSDgoMCAESCAoCCAEKAggEYhMKAXkSDgoMCAESCAoCCAEKAggEQgQKABAR"
+
 _PROFILE_REQUEST = {
     "type": "object",
+    "example": {"model": EXAMPLE_MODEL_B64, "threads": 1, "warmup": 5, "repetitions": 50},
     "required": ["model"],
     "additionalProperties": False,
     "properties": {
@@ -42,7 +46,7 @@ _PROFILE_REQUEST = {
                        "description": "value of symbolic input dimensions not set by input_shapes"},
         "input_shapes": {"type": "object", "additionalProperties": {
             "type": "array", "maxItems": 16, "items": {"type": "integer", "minimum": 1, "maximum": 16777216}}},
-        "time_limit_s": {"type": "number", "exclusiveMinimum": 0, "description": "waiting plus measuring; capped by the agent"},
+        "time_limit_s": {"type": "number", "minimum": 0.001, "description": "waiting plus measuring; capped by the agent"},
     },
 }
 
@@ -110,12 +114,12 @@ def openapi_spec() -> dict[str, Any]:
                     "200": {"description": "the measurement", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProfileResult"}}}},
                     "400": _error("bad JSON, bad field, not ONNX, external data, non-standard domain, bad inputs"),
                     **auth_errors,
-                    "408": _error("the request body did not arrive within the agent's read timeout"),
+                    "408": _error("the body did not arrive within the agent's read timeout, or the measurement outlasted time_limit_s"),
                     "411": _error("Content-Length missing"),
                     "413": _error("the body is larger than the agent accepts"),
                     "415": _error("Content-Type is not application/json"),
                     "429": _error("the waiting line is full", retry_after=True),
-                    "503": _error("time_limit_s passed while waiting or measuring", retry_after=True),
+                    "503": _error("time_limit_s passed while waiting for the measurement slot", retry_after=True),
                 },
             }},
         },

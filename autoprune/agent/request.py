@@ -82,13 +82,14 @@ def _number(body: dict, name: str, kind: type, default: Any, lo: float, hi: floa
     return kind(v)
 
 
-def parse_profile_request(body: Any, providers: list[str], max_time_limit_s: float) -> ProfileRequest:
+def parse_profile_request(body: Any, providers: list[str], max_time_limit_s: float, max_threads: int | None = None) -> ProfileRequest:
     """Check a decoded JSON body.
 
     Args:
         body: The decoded JSON.
         providers: Execution providers this onnxruntime has.
         max_time_limit_s: The agent's cap on ``time_limit_s`` (also its default).
+        max_threads: The device's core count: more threads than cores only measures contention.
 
     Raises:
         ApiError: 400, naming the field at fault.
@@ -109,6 +110,8 @@ def parse_profile_request(body: Any, providers: list[str], max_time_limit_s: flo
     except (binascii.Error, ValueError) as e:
         raise _bad("model", f"is not valid base64: {e}") from None
     values = {name: _number(body, name, *spec) for name, spec in _NUMBERS.items()}
+    if max_threads is not None and values["threads"] > max_threads:
+        raise _bad("threads", f"must be at most {max_threads} (this device's cores), got {values['threads']}")
     provider = body.get("execution_provider", "CPUExecutionProvider")
     if not isinstance(provider, str) or provider not in providers:
         raise _bad("execution_provider", f"must be one of {providers} (this agent's onnxruntime), got {provider!r}")

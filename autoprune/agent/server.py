@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -187,7 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self._profile()
             self._send(200, body)
         except ApiError as e:
-            unread = self.command == "POST" and not self._body_read
+            unread = not self._body_read and (self.headers.get("Content-Length", "0").strip() not in ("", "0") or "Transfer-Encoding" in self.headers)
             if unread:
                 self.close_connection = True  # never parse an unread body as the next request
                 e.headers.setdefault("Connection", "close")
@@ -244,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ApiError(400, "invalid_json", f"the body is not JSON: {e}") from None
-        req = parse_profile_request(body, state.providers, state.config.max_time_limit_s)
+        req = parse_profile_request(body, state.providers, state.config.max_time_limit_s, os.cpu_count())
         try:
             check_model_bytes(req.model)
         except ModelRejected as e:
