@@ -1,0 +1,126 @@
+"""Quickstart benchmark and acceptance check (issue #2's "must hold" list), measured here.
+
+Runs `autoprune run studies/quickstart.yaml` from scratch into runs/bench-quickstart and reports:
+- wall time, completed trials, trials per minute, front size;
+- per-stage time breakdown (prune, BN recalibration, fine-tune, export, quantize, evaluate, profile);
+- the best front point within 1 accuracy point of dense fp32 and its measured speedup;
+- for every front trial: export, an independent onnxruntime run on the eval split (accuracy must be
+  identical) and a latency re-measurement (must be within +-10% of the reported median).
+
+Usage: python benchmarks/quickstart.py [--study studies/quickstart.yaml] [--out runs/bench-quickstart]
+Writes benchmarks/results/quickstart.txt and .json. Every number is measured on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import optuna
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--study", default=str(ROOT / "studies" / "quickstart.yaml"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench-quickstart"))
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quickstart"))
+    args = ap.parse_args()
+
+    from autoprune import tasks
+    from autoprune.device import load_device_profile
+    from autoprune.export import export_trial, load_run
+    from autoprune.profile import LocalProfiler
+
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "autoprune", "run", args.study, "--out", str(out), "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+
+    run, study = load_run(out)
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    starts = [t.datetime_start for t in study.trials if t.datetime_start]
+    ends = [t.datetime_complete for t in study.trials if t.datetime_complete]
+    study_minutes = (max(ends) - min(starts)).total_seconds() / 60
+    stages: dict[str, list[float]] = {}
+    for t in complete:
+        for k, v in t.user_attrs["stage_seconds"].items():
+            stages.setdefault(k, []).append(v)
+    front = json.loads((out / "front.json").read_text())
+    dense = next(t for t in complete if t.user_attrs.get("baseline") == "dense-fp32")
+    dense_acc = dense.user_attrs["metrics"]["accuracy"]["value"]
+    dense_lat = dense.user_attrs["metrics"]["latency_ms"]["value"]
+    near = [p for p in front["points"] if p["metrics"]["accuracy"]["value"] >= dense_acc - 0.01]
+    best = min(near, key=lambda p: p["metrics"]["latency_ms"]["value"]) if near else None
+
+    task = tasks.get(run["config"]["task"], **run["config"]["task_options"])
+    X, y = task.eval_data()
+    profiler = LocalProfiler(load_device_profile(study.user_attrs["device"]["name"]))
+    checks = []
+    for p in front["points"]:
+        r = export_trial(out, out / "export" / f"trial-{p['number']}", trial=p["number"])
+        model = (r.out_dir / "model.onnx").read_bytes()
+        sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        acc = float((sess.run(None, {sess.get_inputs()[0].name: X})[0].argmax(1) == y).mean())
+        again = profiler.measure(r.out_dir / "model.onnx").latency_ms.value
+        reported = p["metrics"]["latency_ms"]["value"]
+        checks.append({"trial": p["number"], "accuracy_reported": p["metrics"]["accuracy"]["value"], "accuracy_rerun": acc,
+                       "latency_reported_ms": reported, "latency_remeasured_ms": again, "latency_ratio": again / reported})
+
+    doc = {
+        "machine": {"device_profile": profiler.device.name, "platform": platform.platform(), "onnxruntime": ort.__version__},
+        "wall_seconds": wall,
+        "trials_complete": len(complete),
+        "trials_total": len(study.trials),
+        "trials_per_minute": len(study.trials) / study_minutes,
+        "front_size": len(front["points"]),
+        "stage_median_seconds": {k: float(np.median(v)) for k, v in stages.items()},
+        "stage_total_share": {k: float(np.sum(v) / sum(map(np.sum, stages.values()))) for k, v in stages.items()},
+        "dense_fp32": {"accuracy": dense_acc, "latency_ms": dense_lat},
+        "best_within_1pt": None if best is None else {
+            "trial": best["number"], "accuracy": best["metrics"]["accuracy"]["value"],
+            "latency_ms": best["metrics"]["latency_ms"]["value"], "speedup_vs_dense_fp32": dense_lat / best["metrics"]["latency_ms"]["value"],
+        },
+        "front_checks": checks,
+    }
+    lines = [
+        "autoprune quickstart benchmark (all numbers measured on this machine; energy is not part of it)",
+        f"study wall time (incl. process start and any dense-model training): {wall:.0f} s",
+        f"trials: {doc['trials_complete']} complete of {doc['trials_total']}, {doc['trials_per_minute']:.1f} trials/min, front size {doc['front_size']}",
+        "per-stage median seconds per trial (share of candidate time):",
+        *[f"  {k:17s} {doc['stage_median_seconds'][k]:7.3f} s  ({100 * doc['stage_total_share'][k]:4.1f} %)" for k in stages],
+        f"dense fp32: accuracy {dense_acc:.4f}, latency {dense_lat:.3f} ms",
+    ]
+    if best:
+        b = doc["best_within_1pt"]
+        lines.append(f"best front point within 1 accuracy point: trial {b['trial']}, accuracy {b['accuracy']:.4f}, "
+                     f"latency {b['latency_ms']:.3f} ms -> {b['speedup_vs_dense_fp32']:.2f}x faster than dense fp32")
+    lines.append("front trials exported and re-checked (accuracy re-run with a fresh onnxruntime session; latency re-measured):")
+    for c in checks:
+        lines.append(f"  trial {c['trial']:3d}: accuracy {c['accuracy_reported']:.4f} -> {c['accuracy_rerun']:.4f} "
+                     f"({'identical' if c['accuracy_rerun'] == c['accuracy_reported'] else 'DIFFERENT'}), "
+                     f"latency {c['latency_reported_ms']:.3f} -> {c['latency_remeasured_ms']:.3f} ms ({100 * (c['latency_ratio'] - 1):+.1f} %)")
+    text = "\n".join(lines)
+    print(text)
+    res = Path(args.results)
+    res.parent.mkdir(parents=True, exist_ok=True)
+    res.with_suffix(".txt").write_text(text + "\n")
+    res.with_suffix(".json").write_text(json.dumps(doc, indent=2))
+    ok = (doc["trials_complete"] >= 40 and doc["front_size"] >= 5 and best is not None and doc["best_within_1pt"]["speedup_vs_dense_fp32"] >= 4
+          and all(c["accuracy_rerun"] == c["accuracy_reported"] and abs(c["latency_ratio"] - 1) <= 0.10 for c in checks))
+    print("acceptance:", "PASS" if ok else "FAIL (see above)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
