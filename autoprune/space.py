@@ -9,7 +9,6 @@ gets one ``ratio:<root module path>`` parameter; every quantizable layer gets on
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Iterable, Sequence
 
 import torch
@@ -18,6 +17,7 @@ from torch import nn
 
 from .exceptions import ConfigError, PlanError
 from .plan import LayerPlan, Plan
+from .support import check_supported, matches
 
 __all__ = ["SearchSpace", "ChannelGroup", "QuantLayer", "Excluded", "discover", "keep_channels", "layer_macs"]
 
@@ -27,7 +27,12 @@ QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 @dataclasses.dataclass(frozen=True)
 class ChannelGroup:
-    """Output channels of ``name`` and everything coupled to them, pruned together."""
+    """Output channels of ``name`` and everything coupled to them, pruned together.
+
+    ``step`` > 1 means channels go in whole blocks of ``step`` (attention heads of
+    ``head_dim`` channels, found from the ``head_dim`` attribute of the module holding the
+    q/k/v/o linears); at least one block is kept.
+    """
 
     name: str
     kind: str
@@ -35,6 +40,7 @@ class ChannelGroup:
     members: tuple[str, ...]
     macs_share: float
     max_ratio: float
+    step: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +58,15 @@ class Excluded:
     reason: str
 
 
-def keep_channels(channels: int, ratio: float, round_to: int) -> int:
+def keep_channels(channels: int, ratio: float, round_to: int, block: int = 1) -> int:
     """Channels kept when pruning ``ratio`` of ``channels``, a multiple of ``round_to`` and at least one step.
 
     Multiples of 8 (or 4) keep vectorised CPU kernels on their fast path; a layer too
-    narrow for the step is rounded to single channels instead.
+    narrow for the step is rounded to single channels instead. With ``block`` > 1 (whole
+    attention heads) the count is a multiple of ``block`` and at least one block.
     """
+    if block > 1:
+        return block * keep_channels(channels // block, ratio, 1)
     step = round_to if channels >= 2 * round_to else 1
     keep = int(round(channels * (1.0 - ratio) / step)) * step
     return int(min(channels, max(step, keep)))
@@ -137,7 +146,7 @@ class SearchSpace:
         unknown = plan.unmatched(names)
         if unknown:
             raise PlanError(f"plan: layers.{unknown[0]} names no layer of the model (layers: {', '.join(sorted(names))})")
-        ratios, bits = {}, {}
+        ratios = {}
         group_names = {g.name for g in self.groups}
         for key, lp in plan.layers.items():
             if lp.ratio and not key.startswith("re:") and key not in group_names:
@@ -148,12 +157,25 @@ class SearchSpace:
             if r > g.max_ratio + 1e-9:
                 raise PlanError(f"plan: layers.{g.name}.ratio must be in [0, {g.max_ratio}], got {r}")
             ratios[g.name] = r
+        return ratios, self.resolve_bits(plan)
+
+    def resolve_bits(self, plan: Plan) -> dict[str, int]:
+        """Per-layer bits of ``plan``; ratios are not looked at (the model may be pruned already).
+
+        Raises:
+            PlanError: a key names no layer, or bits are not allowed for a layer.
+        """
+        names = {g.name for g in self.groups} | {q.name for q in self.layers} | {e.name for e in self.excluded}
+        unknown = plan.unmatched(names)
+        if unknown:
+            raise PlanError(f"plan: layers.{unknown[0]} names no layer of the model (layers: {', '.join(sorted(names))})")
+        bits = {}
         for q in self.layers:
             b = plan.bits(q.name)
             if b not in q.bits:
                 raise PlanError(f"plan: layers.{q.name}.bits must be one of {list(q.bits)}, got {b}")
             bits[q.name] = b
-        return ratios, bits
+        return bits
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -225,8 +247,10 @@ def output_layers(model: nn.Module, example_input: torch.Tensor) -> set[str]:
     return found
 
 
-def _matches(name: str, patterns: Sequence[str]) -> bool:
-    return any(re.fullmatch(p[3:], name) if p.startswith("re:") else p == name for p in patterns)
+def _head_dim(model: nn.Module, path: str) -> int:
+    """``head_dim`` attribute of module ``path`` (an attention block), else 1."""
+    value = getattr(model.get_submodule(path), "head_dim", 1)
+    return value if isinstance(value, int) and value > 0 else 1
 
 
 def discover(
@@ -252,6 +276,10 @@ def discover(
 
     Returns:
         The :class:`SearchSpace`.
+
+    Raises:
+        UnsupportedLayerError: a module has its own parameters of a type torch-pruning cannot
+            resize and is not in ``exclude`` (the message names it and how to exclude it).
     """
     if not 0.0 <= max_ratio <= 0.95:
         raise ConfigError(f"discover: max_ratio must be in [0, 0.95], got {max_ratio}")
@@ -259,12 +287,14 @@ def discover(
     if 32 not in bits:
         raise ConfigError(f"discover: bits must include 32, got {list(bits)}")
     model = model.eval()
+    frozen = check_supported(model, exclude)
     names = {m: n for n, m in model.named_modules()}
+    owner = {p: n for n, m in model.named_modules() for p in m.parameters(recurse=False)}
     macs = layer_macs(model, example_input)
     total = max(1, sum(macs.values()))
     outputs = output_layers(model, example_input)
 
-    excluded: list[Excluded] = []
+    excluded: list[Excluded] = [Excluded(n, "prune", why) for n, why in frozen.items()]
     ignored = []
     for name, m in model.named_modules():
         if not isinstance(m, PRUNABLE_ROOTS):
@@ -272,7 +302,7 @@ def discover(
         if name in outputs:
             excluded.append(Excluded(name, "prune", "its output channels are the model's output"))
             ignored.append(m)
-        elif _matches(name, exclude):
+        elif matches(name, exclude):
             excluded.append(Excluded(name, "prune", "excluded by configuration"))
             ignored.append(m)
 
@@ -280,22 +310,38 @@ def discover(
     groups = []
     for group in DG.get_all_groups(ignored_layers=ignored, root_module_types=PRUNABLE_ROOTS):
         root = group[0].dep.target.module
-        members = []
+        members, touched, heads = [], [], {}
         for dep, _ in group:
             mod = dep.target.module
-            if isinstance(mod, nn.Module) and mod in names and names[mod] not in members:
-                members.append(names[mod])
+            path = names.get(mod) if isinstance(mod, nn.Module) else owner.get(mod)
+            if path is None:
+                continue
+            touched += [f for f in frozen if path == f or path.startswith(f + ".")]
+            if isinstance(mod, nn.Module) and path not in members:
+                members.append(path)
+            if isinstance(mod, nn.Linear) and dep.handler == DG.get_pruner_of_module(mod).prune_out_channels:
+                parent = path.rpartition(".")[0]
+                heads.setdefault(parent, []).append(path)
+        if touched:
+            excluded.append(Excluded(names[root], "prune", f"coupled to {touched[0] or 'the root module'}: {frozen[touched[0]]}"))
+            continue
+        # Attention heads: the group cuts the outputs of two or more linears (q/k/v) of a
+        # module that declares head_dim; the residual stream cuts only one (o) per module.
+        step = max([_head_dim(model, p) for p, outs in heads.items() if len(outs) >= 2] or [1])
         share = sum(macs.get(n, 0) for n in members) / total
         channels = DG.get_out_channels(root)
-        groups.append(ChannelGroup(names[root], type(root).__name__.lower(), int(channels), tuple(members), share, max_ratio))
+        groups.append(ChannelGroup(names[root], type(root).__name__.lower(), int(channels), tuple(members), share, max_ratio, step))
 
     order = {n: i for i, n in enumerate(names.values())}
     groups.sort(key=lambda g: order[g.name])
     layers, q_excluded = [], []
+    fused = [n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
     for name, m in model.named_modules():
         if isinstance(m, QUANTIZABLE):
-            if _matches(name, exclude):
+            if matches(name, exclude):
                 q_excluded.append(Excluded(name, "quantize", "excluded by configuration"))
+            elif any(name.startswith(f + ".") for f in fused):
+                q_excluded.append(Excluded(name, "quantize", "inside nn.MultiheadAttention, exported as fused ops"))
             else:
                 layers.append(QuantLayer(name, type(m).__name__.lower(), macs.get(name, 0) / total, bits))
     return SearchSpace(tuple(groups), tuple(layers), tuple(excluded + q_excluded), int(total), ratio_step, round_to)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
+import types
 
 import numpy as np
 import torch
@@ -64,7 +66,7 @@ def compress(
 
 def quantize_onnx(proto, plan: Plan, space: SearchSpace, calibration_data: np.ndarray | None):
     """Apply the plan's bit-widths to an exported fp32 graph (int8 QDQ where bits == 8)."""
-    _, bits = space.resolve(plan)
+    bits = space.resolve_bits(plan)
     by_module = nodes_by_module(proto)
     want8 = [n for layer, b in bits.items() if b == 8 for n in by_module.get(layer, [])]
     keep32 = [n for nodes in by_module.values() for n in nodes if n not in want8]
@@ -95,3 +97,18 @@ def to_onnx(
     space = space or discover(model, example_input, max_ratio=0.0)
     proto = quantize_onnx(export_onnx(model, example_input), plan, space, calibration_data)
     atomic_write_bytes(path, proto.SerializeToString())
+
+
+class _CallableModule(types.ModuleType):
+    """``autoprune.compress(model, plan, x)`` calls :func:`compress`.
+
+    Importing this subpackage binds ``autoprune.compress`` to the module object (the import
+    system does that for every subpackage), which would shadow the top-level function;
+    making the module callable keeps the public call working either way.
+    """
+
+    def __call__(self, *args, **kwargs) -> nn.Module:
+        return compress(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -43,7 +43,8 @@ def prune_channels(
     """Remove channels from ``model`` in place; returns ``{group: (channels_before, channels_after)}``.
 
     Groups are pruned in the space's order; within a group the ``n`` lowest-scoring channels
-    go (ties broken by index, so the same plan always removes the same channels).
+    go (ties broken by index, so the same plan always removes the same channels). Groups
+    with ``step`` > 1 lose whole blocks (attention heads) ranked by summed scores.
     """
     todo = {g.name: g for g in space.groups if ratios.get(g.name, 0.0) > 0}
     if not todo:
@@ -56,7 +57,7 @@ def prune_channels(
         root = modules[name]
         pruner = DG.get_pruner_of_module(root)
         channels = pruner.get_out_channels(root)
-        n_prune = channels - keep_channels(channels, ratios[name], space.round_to)
+        n_prune = channels - keep_channels(channels, ratios[name], space.round_to, g.step)
         if n_prune <= 0:
             continue
         full = DG.get_pruning_group(root, pruner.prune_out_channels, list(range(channels)))
@@ -64,8 +65,12 @@ def prune_channels(
             scores = imp(full)
         if scores is None:  # the criterion found no weights to score (e.g. bn_scale without BN)
             scores = torch.zeros(channels)
-        order = torch.argsort(scores.double(), stable=True)
-        idxs = sorted(order[:n_prune].tolist())
+        if g.step > 1:  # whole heads: rank heads by their summed channel scores
+            heads = torch.argsort(scores.double().view(-1, g.step).sum(1), stable=True)[: n_prune // g.step]
+            idxs = sorted(int(h) * g.step + i for h in heads.tolist() for i in range(g.step))
+        else:
+            order = torch.argsort(scores.double(), stable=True)
+            idxs = sorted(order[:n_prune].tolist())
         DG.get_pruning_group(root, pruner.prune_out_channels, idxs).prune()
         done[name] = (channels, channels - n_prune)
     return done

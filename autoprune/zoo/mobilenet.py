@@ -1,0 +1,59 @@
+"""MobileNetV2-style inverted residuals: 1x1 expand, 3x3 depthwise, 1x1 linear projection.
+
+The depthwise conv ties its channels to the expand conv's (pruned together, in one group);
+blocks with an identity skip tie their projections to the stage input.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["InvertedResidual", "MobileNetV2"]
+
+
+class InvertedResidual(nn.Module):
+    """Expand (1x1) - depthwise (3x3) - project (1x1), identity skip when shapes match."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_skip = stride == 1 and cin == cout
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True)]
+        layers += [
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return x + y if self.use_skip else y
+
+
+class MobileNetV2(nn.Module):
+    """A small MobileNetV2: stem, inverted residual stages ``(expand, cout, n, stride)``, 1x1 head conv, linear classifier."""
+
+    def __init__(
+        self,
+        stages: tuple[tuple[int, int, int, int], ...] = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 2, 1)),
+        stem: int = 32,
+        last: int = 256,
+        in_channels: int = 1,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU6(inplace=True)]
+        c = stem
+        for t, cout, n, s in stages:
+            for j in range(n):
+                layers.append(InvertedResidual(c, cout, s if j == 0 else 1, t))
+                c = cout
+        layers += [nn.Conv2d(c, last, 1, bias=False), nn.BatchNorm2d(last), nn.ReLU6(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(last, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean(dim=(2, 3)))

@@ -1,0 +1,91 @@
+"""ResNet with basic and bottleneck blocks and 1x1 projection shortcuts.
+
+The residual adds couple every block's last conv with its shortcut (and, within a stage,
+with all the other blocks): torch-pruning's dependency graph puts them in one group.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["BasicBlock", "Bottleneck", "ResNet"]
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs; a 1x1 projection shortcut when the shape changes."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1, self.bn1 = _conv_bn(cin, width, 3, stride)
+        self.conv2, self.bn2 = _conv_bn(width, cout, 3)
+        self.shortcut = nn.Sequential(*_conv_bn(cin, cout, 1, stride)) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 expand (x4); a 1x1 projection shortcut when the shape changes."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1, self.bn1 = _conv_bn(cin, width, 1)
+        self.conv2, self.bn2 = _conv_bn(width, width, 3, stride)
+        self.conv3, self.bn3 = _conv_bn(width, cout, 1)
+        self.shortcut = nn.Sequential(*_conv_bn(cin, cout, 1, stride)) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = torch.relu(self.bn2(self.conv2(y)))
+        return torch.relu(self.bn3(self.conv3(y)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A small ResNet: stem, stages of ``blocks`` (basic or bottleneck), global pooling, linear head.
+
+    Args:
+        stages: ``(block, width, n_blocks, stride)`` per stage; ``block`` is ``"basic"`` or ``"bottleneck"``.
+        stem: Stem conv output channels.
+        in_channels: Input channels.
+        num_classes: Logits produced by the head.
+    """
+
+    BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+    def __init__(
+        self,
+        stages: tuple[tuple[str, int, int, int], ...] = (("basic", 32, 2, 1), ("basic", 64, 1, 2), ("bottleneck", 32, 2, 2)),
+        stem: int = 32,
+        in_channels: int = 1,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(*_conv_bn(in_channels, stem, 3), nn.ReLU(inplace=True))
+        c = stem
+        for i, (kind, width, n, stride) in enumerate(stages):
+            blocks = []
+            for j in range(n):
+                block = self.BLOCKS[kind](c, width, stride if j == 0 else 1)
+                blocks.append(block)
+                c = width * block.expansion
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.n_stages = len(stages)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for i in range(self.n_stages):
+            x = getattr(self, f"layer{i + 1}")(x)
+        return self.fc(x.mean(dim=(2, 3)))
