@@ -292,7 +292,10 @@ class AgentServer:
 
     @property
     def url(self) -> str:
-        host, port = self.bind().server_address[:2]
+        """``http://host:port`` of the bound socket (after :meth:`bind` or :meth:`start`)."""
+        if self._httpd is None:
+            raise RuntimeError("the agent is not bound: call bind() or start() first")
+        host, port = self._httpd.server_address[:2]
         return f"http://{'[' + host + ']' if ':' in str(host) else host}:{port}"
 
     def start(self) -> "AgentServer":

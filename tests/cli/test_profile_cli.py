@@ -55,12 +55,13 @@ def test_agent_profile_json(model, tmp_path, capsys):
     token = tmp_path / "tok"
     token.write_text("cli-token")
     agent = AgentServer(AgentConfig(port=0, token="cli-token")).start()
+    url = agent.url
     try:
-        assert main(["profile", model, "--device", write_profile(tmp_path, "agent", agent.url, str(token)), "--json"]) == 0
+        assert main(["profile", model, "--device", write_profile(tmp_path, "agent", url, str(token)), "--json"]) == 0
     finally:
         agent.shutdown()
     d = json.loads(capsys.readouterr().out)
-    assert d["settings"]["profiler"] == "agent" and d["settings"]["url"] == agent.url
+    assert d["settings"]["profiler"] == "agent" and d["settings"]["url"] == url
     assert d["latency_ms"]["source"] == "measured" and d["latency"]["n"] >= 25
     assert d["energy_mj"]["source"] == "estimated" and "agent has no meter" in d["energy_mj"]["how"]
 
