@@ -26,7 +26,7 @@ from typing import Any, Iterable
 import yaml
 
 from ._schema import Reader, atomic_write_text, load_yaml
-from .exceptions import PlanError
+from .exceptions import ConfigError, PlanError
 
 __all__ = ["Plan", "LayerPlan"]
 
@@ -108,6 +108,16 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict, label: str = "plan") -> "Plan":
+        """A plan from its YAML mapping; any problem raises :class:`PlanError` naming ``label`` and the key path."""
+        try:
+            return cls._from_dict(data, label)
+        except PlanError:
+            raise
+        except ConfigError as e:
+            raise PlanError(str(e)) from None
+
+    @classmethod
+    def _from_dict(cls, data: dict, label: str) -> "Plan":
         r = Reader(data, label)
         version = r.int("version", PLAN_VERSION, lo=1, hi=PLAN_VERSION)
         layers_r = r.sub("layers")
