@@ -1,4 +1,4 @@
-"""A real agent on 127.0.0.1 (ephemeral port, background thread) and tiny ONNX models."""
+"""Helpers for the agent tests: tiny ONNX models and a JSON client (the fixtures live in conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import urllib.request
 
 import numpy as np
 import onnx
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from autoprune.agent import AgentConfig, AgentServer
 
 TOKEN = "s3cret-test-token"
 
@@ -70,31 +68,3 @@ class Client:
         return self.call("POST", "/v1/profile", {"model": b64(model), **settings})
 
 
-@pytest.fixture
-def agent_factory():
-    servers = []
-
-    def start(**overrides) -> AgentServer:
-        cfg = {"port": 0, "token": TOKEN, **overrides}
-        s = AgentServer(AgentConfig(**cfg)).start()
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        s.shutdown()
-
-
-@pytest.fixture
-def agent(agent_factory) -> AgentServer:
-    return agent_factory(max_body_mb=1.0, read_timeout_s=1.0)
-
-
-@pytest.fixture
-def client(agent) -> Client:
-    return Client(agent.url)
-
-
-@pytest.fixture(scope="session")
-def tiny() -> bytes:
-    return make_model()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import Client, b64, make_model
+from agent_kit import Client, b64, make_model
 
 
 def test_profile_ok_reports_every_number_with_its_source(client, tiny):
