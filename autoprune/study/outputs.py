@@ -86,6 +86,7 @@ def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str]) -> 
                 "values": {o: v for o, v in zip(objectives, t.values)},
                 "metrics": t.user_attrs.get("metrics", {}),
                 "measurement_settings": t.user_attrs.get("measurement", {}).get("settings", {}),
+                "latency_stats": t.user_attrs.get("measurement", {}).get("latency", {}),
                 "constraints": dict(t.constraints or {}),
                 "sha256": t.user_attrs.get("sha256"),
                 "plan": t.user_attrs.get("plan", {}),

@@ -41,7 +41,7 @@ def test_model_is_trained_once_then_loaded_from_cache():
     X, y = t.eval_data()
     with torch.no_grad():
         acc = (net(torch.from_numpy(X)).argmax(1).numpy() == y).mean()
-    assert acc > 0.85  # a quarter-width net after 4 epochs; the full one reaches >= 0.98 (tests/study/test_quickstart_config.py)
+    assert acc > 0.85  # a quarter-width net after 4 epochs; the full one reaches >= 0.98 (test_digits_full.py)
 
 
 @pytest.mark.parametrize("options, key", [({"width": 0.0}, "width"), ({"epochs": 0}, "epochs"), ({"seed": "x"}, "seed")])
