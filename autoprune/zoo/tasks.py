@@ -1,0 +1,120 @@
+"""Zoo tasks for studies: each zoo architecture trained briefly on the built-in digits data.
+
+The digits images (8x8) are resized to each architecture's input — 16x16 images for the
+CNNs, a 16-token sequence of 16 features (image rows) for the transformer, a 16x32
+"spectrogram" (rows as bins, resized columns as frames) for the keyword-spotting net, the
+raw 64 pixels for the MLP. This is a stand-in for real audio or text data: it exercises the
+same layers and makes accuracy meaningful, nothing more. Study YAML::
+
+    task: autoprune.zoo.tasks:make_task
+    task_options: {arch: resnet}
+
+Trained weights are cached next to the digits task's (``$AUTOPRUNE_CACHE``); training takes
+seconds (a few epochs of AdamW).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._schema import atomic_write_bytes
+from ..exceptions import ConfigError
+from ..tasks.base import Task
+from ..tasks.digits import _split, cache_dir
+from . import ZOO, build
+
+__all__ = ["ZooTask", "make_task", "to_input"]
+
+WEIGHTS_VERSION = 1
+
+
+def to_input(arch: str, X: np.ndarray) -> np.ndarray:
+    """Digits images ``(N, 1, 8, 8)`` reshaped/resized to ``arch``'s input shape, float32."""
+    shape = ZOO[arch].input_shape[1:]
+    x = torch.from_numpy(X)
+    if len(shape) == 3:  # (C, H, W) image
+        x = nn.functional.interpolate(x, size=shape[1:], mode="bilinear", align_corners=False) if shape[1:] != (8, 8) else x
+    else:  # (T, F) sequence / (bins, frames) features
+        x = nn.functional.interpolate(x, size=shape, mode="bilinear", align_corners=False)[:, 0]
+    return np.ascontiguousarray(x.numpy(), dtype=np.float32)
+
+
+class ZooTask(Task):
+    """Digits classification with a zoo architecture.
+
+    Args:
+        arch: Zoo architecture name (``autoprune.zoo.names()``).
+        epochs: Training epochs.
+        seed: Initialisation and training seed.
+    """
+
+    def __init__(self, arch: str = "resnet", epochs: int = 4, seed: int = 0) -> None:
+        if arch not in ZOO:
+            raise ConfigError(f"zoo task: option arch must be one of {list(ZOO)}, got {arch!r}")
+        if not isinstance(epochs, int) or not 1 <= epochs <= 100:
+            raise ConfigError(f"zoo task: option epochs must be an integer in [1, 100], got {epochs!r}")
+        super().__init__(arch=arch, epochs=epochs, seed=seed)
+        self.name = f"zoo-{arch}"
+        self.arch, self.epochs, self.seed = arch, epochs, seed
+        Xtr, ytr, Xev, yev = _split()
+        self._train = (to_input(arch, Xtr), ytr)
+        self._eval = (to_input(arch, Xev), yev)
+        self._model: nn.Module | None = None
+
+    def example_input(self) -> torch.Tensor:
+        return torch.zeros(ZOO[self.arch].input_shape)
+
+    def eval_data(self):
+        return self._eval
+
+    def train_data(self):
+        return self._train
+
+    def weights_path(self):
+        return cache_dir() / f"zoo-{self.arch}-v{WEIGHTS_VERSION}-e{self.epochs}-s{self.seed}.pt"
+
+    def model(self) -> nn.Module:
+        if self._model is None:
+            net = build(self.arch, seed=self.seed)
+            path = self.weights_path()
+            if path.is_file():
+                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            else:
+                self.train(net)
+                buf = io.BytesIO()
+                torch.save(net.state_dict(), buf)
+                atomic_write_bytes(path, buf.getvalue())
+            self._model = net.eval()
+        return self._model
+
+    def train(self, net: nn.Module) -> float:
+        """Train ``net`` in place (AdamW, one-cycle LR); returns held-out accuracy (torch fp32)."""
+        X, y = (torch.from_numpy(a) for a in self._train)
+        g = torch.Generator().manual_seed(self.seed)
+        batch, lr = 64, 3e-3
+        steps = self.epochs * ((len(y) + batch - 1) // batch)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+        for _ in range(self.epochs):
+            net.train()
+            perm = torch.randperm(len(y), generator=g)
+            for b in range(0, len(y), batch):
+                idx = perm[b : b + batch]
+                loss = nn.functional.cross_entropy(net(X[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        net.eval()
+        Xe, ye = self._eval
+        with torch.no_grad():
+            return float((net(torch.from_numpy(Xe)).argmax(1).numpy() == ye).mean())
+
+
+def make_task(arch: str = "resnet", epochs: int = 4, seed: int = 0) -> ZooTask:
+    """Factory for study YAML: ``task: autoprune.zoo.tasks:make_task``."""
+    return ZooTask(arch=arch, epochs=epochs, seed=seed)
