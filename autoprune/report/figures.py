@@ -104,8 +104,7 @@ def hypervolume_figure(data: ReportData) -> dict[str, Any]:
                    line=dict(shape="hv", color=BLUE), marker=dict(size=4), name="hypervolume",
                    hovertemplate="after trial %{x}: %{y:.4g}<extra></extra>")
     )
-    ref = ", ".join(f"{n} {_fmt(r)}" for n, r in zip(hv["objectives"], hv["reference_point"] or []))
-    fig.update_layout(title=f"Hypervolume over trials (reference point: {ref})", xaxis_title="trial number",
+    fig.update_layout(title="Hypervolume over trials", xaxis_title="trial number",
                       yaxis_title="hypervolume of " + " × ".join(hv["objectives"]), **_LAYOUT)
     return fig.to_plotly_json()
 

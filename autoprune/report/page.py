@@ -128,8 +128,9 @@ def render_html(data: ReportData) -> str:
         for i, p in enumerate(data.pairs)
     )
     hv = data.hypervolume
+    ref = ", ".join(f"{n} {_num(r)}" for n, r in zip(hv["objectives"], hv["reference_point"] or []))
     hv_div = (f'<div><div class="fig" id="fig-hypervolume"></div><p class="note">computed from the objectives of feasible trials: '
-              f'{_badges(hv["sources"])}; the reference point is 10% beyond the worst value of each objective over all complete trials</p></div>'
+              f'{_badges(hv["sources"])}; reference point {_e(ref)}: 10% of the range beyond the worst value of each objective over all complete trials</p></div>'
               if hv["history"] else '<p class="hint">No complete trial yet.</p>')
     legend = " ".join(badge(s, d) for s, d in (
         ("measured", "timed or counted on the real artifact"), ("estimated", "derived from a measurement and a datasheet figure"),

@@ -21,7 +21,7 @@ h1{font-size:22px;margin:4px 0} h2{font-size:17px;margin:6px 0 10px} h3{font-siz
 .src-setting{background:#f6f8fa;border-color:#d0d7de;color:#57606a}.src-recorded{background:#fff;border-color:#d0d7de;color:#57606a}
 .src-unknown{background:#ffebe9;border-color:#ff8182;color:#a40e26}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid #eaeef2;padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#f6f8fa;position:sticky;top:0}table.sortable th{cursor:pointer;user-select:none}
+th{background:#f6f8fa}table.sortable th{cursor:pointer;user-select:none}
 table.sortable th[data-dir=asc]::after{content:" \\25B2"}table.sortable th[data-dir=desc]::after{content:" \\25BC"}
 tr.clickable{cursor:pointer}tr.clickable:hover{background:#f6f8fa}tr.selected{background:#ddf4ff}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
