@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from autoprune.report import write_report
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         src = args.run or _tiny_run(work)
@@ -111,16 +112,25 @@ def main(argv: list[str] | None = None) -> int:
         generate_s = time.perf_counter() - t
         size_mb = html.stat().st_size / 1e6
         times = measure(html, args.repeat)
-    load = os.getloadavg()
+        # The floor: a page holding only the same plotly.js, nothing drawn.
+        from autoprune.report.page import plotly_js
+
+        floor_page = work / "plotly-only.html"
+        floor_page.write_text(f"<!doctype html><html><head><script>{plotly_js()}</script></head>"
+                              "<body><script>document.body.setAttribute('data-ready', '1')</script></body></html>")
+        floor = measure(floor_page, args.repeat)
     lines = [
         f"report_render benchmark ({time.strftime('%Y-%m-%d %H:%M:%S')})",
         f"study: SYNTHETIC {args.trials} trials copied from a real tiny digits study (see docstring)",
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (shared)",
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, load average before {' '.join(f'{x:.1f}' for x in load_before)} (shared with other work)",
         f"chromium: {CHROMIUM} headless; python {platform.python_version()}",
         f"generate (python, build data + html): {generate_s:.2f} s",
         f"file size: {size_mb:.2f} MB (goal < 10 MB): {'PASS' if size_mb < 10 else 'FAIL'}",
         f"render to all figures drawn, {len(times)} fresh pages: " + ", ".join(f"{x:.2f}" for x in times) + " s",
         f"median {statistics.median(times):.2f} s, min {min(times):.2f} s (goal < 3 s): {'PASS' if statistics.median(times) < 3 else 'FAIL'}",
+        "floor, a page with only plotly.js (parse + evaluate, nothing drawn): " + ", ".join(f"{x:.2f}" for x in floor)
+        + f" s; median {statistics.median(floor):.2f} s",
+        f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
     ]
     text = "\n".join(lines) + "\n"
     print(text, end="")

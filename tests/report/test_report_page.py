@@ -111,3 +111,19 @@ def test_serve_regenerates_on_every_reload(tiny_run, tmp_path):
             _get(server.url + "nothing-here")
     finally:
         server.shutdown()
+
+
+def test_cli_serve_prints_the_url_and_serves(tiny_run):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "autoprune", "report", str(tiny_run.out_dir), "--serve", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        status, html = _get(url)
+        assert status == 200 and "autoprune report: tiny" in html
+    finally:
+        proc.terminate()
+        proc.wait(10)

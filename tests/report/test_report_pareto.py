@@ -51,6 +51,7 @@ def test_history_is_monotone_and_skips_none():
     assert h == [4.0, 4.0, 4.0, 9.0]
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_history_matches_optunas_public_hypervolume_figure(tiny_run):
     """Same numbers as optuna.visualization.plot_hypervolume_history on the real tiny study."""
     from autoprune.report import build_report_data, open_run
