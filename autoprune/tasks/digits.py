@@ -10,9 +10,7 @@ so a study trains at most once per machine (about a minute and a half on 2 cores
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
-import os
 import time
 from importlib import resources
 from pathlib import Path
@@ -21,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._schema import atomic_write_bytes
 from ..exceptions import ConfigError
 from .base import Task
+from .cache import cache_dir, load_or_train
 
 __all__ = ["DigitsTask", "DigitsCNN", "load_digits"]
 
@@ -68,10 +66,6 @@ class DigitsCNN(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("AUTOPRUNE_CACHE", Path.home() / ".cache" / "autoprune"))
-
-
 class DigitsTask(Task):
     """Handwritten digits classification with a wide CNN.
 
@@ -112,21 +106,8 @@ class DigitsTask(Task):
 
     def model(self) -> nn.Module:
         if self._model is None:
-            net = DigitsCNN(self.widths)
-            path = self.weights_path()
-            if path.is_file():
-                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            else:
-                self.train(net)
-                buf = io.BytesIO()
-                torch.save(net.state_dict(), buf)
-                atomic_write_bytes(path, buf.getvalue())
-            self._model = net.eval()
+            self._model = load_or_train(DigitsCNN(self.widths), self.weights_path(), self.train)
         return self._model
-
-    def weights_sha256(self) -> str:
-        self.model()
-        return hashlib.sha256(self.weights_path().read_bytes()).hexdigest()
 
     def train(self, net: nn.Module, log=None) -> float:
         """Train ``net`` in place (AdamW, one-cycle LR, ±1 pixel shifts); returns held-out accuracy."""
