@@ -11,5 +11,7 @@ from .modelcheck import ModelRejected, check_model_bytes
 from .openapi import openapi_spec
 from .queue import MeasurementQueue
 from .server import AgentConfig, AgentServer, is_loopback
+from .store import ModelStore, SessionCache
 
-__all__ = ["AgentServer", "AgentConfig", "ApiError", "MeasurementQueue", "check_model_bytes", "ModelRejected", "openapi_spec", "is_loopback"]
+__all__ = ["AgentServer", "AgentConfig", "ApiError", "MeasurementQueue", "ModelStore", "SessionCache", "check_model_bytes",
+           "ModelRejected", "openapi_spec", "is_loopback"]

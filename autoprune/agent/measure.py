@@ -1,7 +1,8 @@
-"""Taking one measurement on the agent: parse, build the session, time, meter, report.
+"""Taking one measurement on the agent: parse, build (or reuse) the session, time, meter, report.
 
 Called with the measurement slot held, so session creation does not disturb another
-model's timing either. The request's time limit is enforced inside onnxruntime through
+model's timing either. A session cached from an earlier request for the same model,
+threads and provider is reused; warm-up runs still precede every timed window. The request's time limit is enforced inside onnxruntime through
 ``RunOptions.terminate``, so even a single very slow inference is stopped.
 """
 
@@ -18,6 +19,7 @@ from ..meters import EnergyMeter, timed_window
 from ..profile.timing import make_session
 from .errors import ApiError
 from .request import ProfileRequest, make_feeds
+from .store import SessionCache
 
 __all__ = ["run_measurement"]
 
@@ -75,8 +77,12 @@ def _peak_rss_mb() -> float | None:
     return None
 
 
-def run_measurement(req: ProfileRequest, meter: EnergyMeter | None, meter_reason: str | None, deadline: float) -> dict[str, Any]:
+def run_measurement(req: ProfileRequest, meter: EnergyMeter | None, meter_reason: str | None, deadline: float,
+                    sessions: SessionCache | None = None) -> dict[str, Any]:
     """Measure ``req.model``; returns the JSON-ready result (without queue timing).
+
+    ``result["session"]`` says whether the session came from ``sessions`` and how long
+    creating it took otherwise.
 
     Raises:
         ApiError: 400 when onnxruntime rejects the model or it fails on the inputs,
@@ -84,10 +90,16 @@ def run_measurement(req: ProfileRequest, meter: EnergyMeter | None, meter_reason
             settings are too long for it; retrying will not help).
     """
     reset = _reset_peak_rss()
+    create = lambda: make_session(req.model, threads=req.threads, provider=req.execution_provider)  # noqa: E731
+    t0 = time.perf_counter()
     try:
-        session = make_session(req.model, threads=req.threads, provider=req.execution_provider)
+        if sessions is not None and req.model_sha256:
+            session, reused = sessions.get_or_create((req.model_sha256, req.threads, req.execution_provider), create)
+        else:
+            session, reused = create(), False
     except Exception as e:  # onnxruntime's own exception types
         raise ApiError(400, "invalid_model", f"onnxruntime cannot load the model: {e}", field="model") from None
+    create_s = None if reused else time.perf_counter() - t0
     feeds = make_feeds(session.get_inputs(), req)
     if time.monotonic() >= deadline:
         raise ApiError(408, "time_limit", f"loading the model alone outlasted time_limit_s={req.time_limit_s:g}", field="time_limit_s")
@@ -105,6 +117,8 @@ def run_measurement(req: ProfileRequest, meter: EnergyMeter | None, meter_reason
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         peak_how = "peak RSS of the agent process over its lifetime (VmHWM could not be reset)"
+    elif reused:
+        peak_how = "peak RSS of the agent process during this measurement (VmHWM reset before it; the session was reused from an earlier request)"
     else:
         peak_how = "peak RSS of the agent process during this measurement (VmHWM reset before loading the model)"
     n = int(stats["n"])
@@ -121,4 +135,5 @@ def run_measurement(req: ProfileRequest, meter: EnergyMeter | None, meter_reason
         "peak_memory_mb": peak,
         "peak_memory_how": peak_how,
         "settings": settings,
+        "session": {"reused": reused, "create_s": create_s},
     }

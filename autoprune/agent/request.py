@@ -2,12 +2,14 @@
 
 A request is JSON::
 
-    {"model": "<base64 of the .onnx file>", "threads": 1, "warmup": 10,
-     "repetitions": 100, "min_duration_s": 0.0, "execution_provider": "CPUExecutionProvider",
-     "batch_size": 1, "input_shapes": {"x": [1, 3, 32, 32]}, "time_limit_s": 60}
+    {"model_sha256": "<sha256 of a model uploaded with PUT /v1/models/{sha256}>",
+     "threads": 1, "warmup": 10, "repetitions": 100, "min_duration_s": 0.0,
+     "execution_provider": "CPUExecutionProvider", "batch_size": 1,
+     "input_shapes": {"x": [1, 3, 32, 32]}, "time_limit_s": 60}
 
-Only ``model`` is required. Input shapes not given come from the model, with symbolic
-dimensions set to ``batch_size``.
+The model is named by ``model_sha256`` (uploaded before) or sent inline as ``model``
+(base64 of the .onnx file, the older form); exactly one of the two is required. Input
+shapes not given come from the model, with symbolic dimensions set to ``batch_size``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import base64
 import binascii
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .errors import ApiError
+from .store import is_sha256, sha256_hex
 
 __all__ = ["ProfileRequest", "parse_profile_request", "make_feeds", "MAX_INPUT_ELEMENTS"]
 
@@ -53,6 +56,7 @@ class ProfileRequest:
     """A validated profile request (the model still as bytes, not yet parsed)."""
 
     model: bytes
+    model_sha256: str = ""
     threads: int = 1
     warmup: int = 10
     repetitions: int = 100
@@ -82,7 +86,33 @@ def _number(body: dict, name: str, kind: type, default: Any, lo: float, hi: floa
     return kind(v)
 
 
-def parse_profile_request(body: Any, providers: list[str], max_time_limit_s: float, max_threads: int | None = None) -> ProfileRequest:
+def _model(body: dict, models: Callable[[str], bytes | None] | None) -> tuple[bytes, str]:
+    """The model's bytes and sha256, from ``model_sha256`` (a stored upload) or inline ``model``."""
+    if "model" in body and "model_sha256" in body:
+        raise _bad("model_sha256", "and model are exclusive: name an uploaded model or send one inline, not both")
+    if "model_sha256" in body:
+        sha = body["model_sha256"]
+        if not is_sha256(sha):
+            raise _bad("model_sha256", f"must be 64 lowercase hex digits (the sha256 of the .onnx file), got {sha!r}")
+        data = models(sha) if models is not None else None
+        if data is None:
+            raise ApiError(404, "unknown_model", f"model_sha256 {sha} is not on this agent (never uploaded, or evicted): "
+                           f"PUT the .onnx file to /v1/models/{sha}, then retry", field="model_sha256")
+        return data, sha
+    if "model" not in body:
+        raise _bad("model", "is required (base64 of the .onnx file), or model_sha256 of an uploaded one")
+    m = body["model"]
+    if not isinstance(m, str):
+        raise _bad("model", f"must be a base64 string, got {type(m).__name__}")
+    try:
+        data = base64.b64decode(m, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise _bad("model", f"is not valid base64: {e}") from None
+    return data, sha256_hex(data)
+
+
+def parse_profile_request(body: Any, providers: list[str], max_time_limit_s: float, max_threads: int | None = None,
+                          models: Callable[[str], bytes | None] | None = None) -> ProfileRequest:
     """Check a decoded JSON body.
 
     Args:
@@ -90,25 +120,17 @@ def parse_profile_request(body: Any, providers: list[str], max_time_limit_s: flo
         providers: Execution providers this onnxruntime has.
         max_time_limit_s: The agent's cap on ``time_limit_s`` (also its default).
         max_threads: The device's core count: more threads than cores only measures contention.
+        models: Looks up an uploaded model's bytes by sha256 (None when it is not stored).
 
     Raises:
-        ApiError: 400, naming the field at fault.
+        ApiError: 400 naming the field at fault; 404 for a ``model_sha256`` the agent does not hold.
     """
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", f"the body must be a JSON object, got {type(body).__name__}")
-    known = {"model", "execution_provider", "input_shapes", "time_limit_s", *_NUMBERS}
+    known = {"model", "model_sha256", "execution_provider", "input_shapes", "time_limit_s", *_NUMBERS}
     unknown = sorted(set(body) - known)
     if unknown:
         raise _bad(unknown[0], f"is not a known field (known: {sorted(known)})")
-    if "model" not in body:
-        raise _bad("model", "is required (base64 of the .onnx file)")
-    m = body["model"]
-    if not isinstance(m, str):
-        raise _bad("model", f"must be a base64 string, got {type(m).__name__}")
-    try:
-        model = base64.b64decode(m, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise _bad("model", f"is not valid base64: {e}") from None
     values = {name: _number(body, name, *spec) for name, spec in _NUMBERS.items()}
     if max_threads is not None and values["threads"] > max_threads:
         raise _bad("threads", f"must be at most {max_threads} (this device's cores), got {values['threads']}")
@@ -124,7 +146,8 @@ def parse_profile_request(body: Any, providers: list[str], max_time_limit_s: flo
         if not isinstance(dims, list) or len(dims) > 16 or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 1 << 24 for d in dims):
             raise _bad(f"input_shapes.{name}", f"must be a list of at most 16 integers in [1, {1 << 24}], got {dims!r}")
         checked[name] = tuple(dims)
-    return ProfileRequest(model=model, execution_provider=provider, input_shapes=checked, time_limit_s=limit, **values)
+    model, sha = _model(body, models)  # last: a client told 404 uploads, so every other field is checked first
+    return ProfileRequest(model=model, model_sha256=sha, execution_provider=provider, input_shapes=checked, time_limit_s=limit, **values)
 
 
 def make_feeds(inputs: list[Any], req: ProfileRequest, seed: int = 0) -> dict[str, np.ndarray]:

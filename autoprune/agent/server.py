@@ -1,7 +1,7 @@
 """The agent's HTTP server: stdlib ``ThreadingHTTPServer``, JSON in and out, bearer token.
 
-Routes (all under ``/v1``): ``GET health``, ``GET openapi.json`` (no token), ``GET device``
-and ``POST profile`` (token). Every answer, errors included, is a JSON object; an
+Routes (all under ``/v1``): ``GET health``, ``GET openapi.json`` (no token), ``GET device``,
+``PUT models/{sha256}`` (raw model upload) and ``POST profile`` (token). Every answer, errors included, is a JSON object; an
 unexpected exception in a request becomes a 500 for that request and the agent stays up.
 """
 
@@ -32,12 +32,15 @@ from .modelcheck import ModelRejected, check_model_bytes
 from .openapi import openapi_spec
 from .queue import MeasurementQueue
 from .request import parse_profile_request
+from .store import ModelStore, SessionCache, is_sha256, sha256_hex
 
 __all__ = ["AgentConfig", "AgentServer", "is_loopback"]
 
 log = logging.getLogger("autoprune.agent")
 
-_ROUTES = {"/v1/health": ("GET",), "/v1/openapi.json": ("GET",), "/v1/device": ("GET",), "/v1/profile": ("POST",)}
+_MODELS = "/v1/models/"
+_ROUTES = {"/v1/health": ("GET",), "/v1/openapi.json": ("GET",), "/v1/device": ("GET",), "/v1/profile": ("POST",),
+           _MODELS + "{sha256}": ("PUT",)}
 
 
 def is_loopback(host: str) -> bool:
@@ -59,6 +62,9 @@ class AgentConfig:
         port: TCP port; 0 picks a free one.
         token: The bearer token clients must send; None disables auth (loopback only).
         max_body_mb: Largest request body accepted (base64 makes a model ~4/3 larger).
+        model_cache_mb: Total size of uploaded models kept for ``model_sha256`` requests (LRU).
+        session_cache: onnxruntime sessions kept for repeated requests (LRU; 0 disables).
+            The peak-RSS figure includes them, hence the default of one.
         read_timeout_s: Longest wait for the request to arrive (else 408).
         max_time_limit_s: Cap and default of a request's ``time_limit_s``.
         queue_capacity: Requests that may wait while one is measured (more get 429).
@@ -71,6 +77,8 @@ class AgentConfig:
     port: int = 8765
     token: str | None = dataclasses.field(default=None, repr=False)
     max_body_mb: float = 64.0
+    model_cache_mb: float = 256.0
+    session_cache: int = 1
     read_timeout_s: float = 30.0
     max_time_limit_s: float = 300.0
     queue_capacity: int = 16
@@ -83,19 +91,23 @@ class AgentConfig:
             raise ConfigError(f"refusing to listen on {self.host!r} without a token: pass --token-file (or bind 127.0.0.1)")
         if self.token is not None and not self.token.strip():
             raise ConfigError("the agent token is empty")
-        for name in ("max_body_mb", "read_timeout_s", "max_time_limit_s"):
+        for name in ("max_body_mb", "model_cache_mb", "read_timeout_s", "max_time_limit_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"agent {name} must be > 0, got {getattr(self, name)!r}")
         if self.queue_capacity < 0:
             raise ConfigError(f"agent queue_capacity must be >= 0, got {self.queue_capacity}")
+        if self.session_cache < 0:
+            raise ConfigError(f"agent session_cache must be >= 0, got {self.session_cache}")
 
 
 class _State:
-    """What request handlers share: config, queue, meters, a measurement counter."""
+    """What request handlers share: config, queue, meters, stored models and sessions, a counter."""
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.queue = MeasurementQueue(config.queue_capacity)
+        self.models = ModelStore(int(config.model_cache_mb * 1024 * 1024))
+        self.sessions = SessionCache(config.session_cache)
         self.providers = ort.get_available_providers()
         self._meters: dict[str, Detection] = {}
         self._lock = threading.Lock()
@@ -134,6 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch()
 
+    def do_PUT(self) -> None:
+        self._dispatch()
+
     # -- plumbing --------------------------------------------------------------------
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -170,23 +185,27 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self._body_read = False
         path = self.path.split("?", 1)[0]
+        route = _MODELS + "{sha256}" if path.startswith(_MODELS) else path
         state = self.server.state
+        status = 200
         try:
-            if path not in _ROUTES:
+            if route not in _ROUTES:
                 raise ApiError(404, "not_found", f"no such path {path!r} (paths: {sorted(_ROUTES)})")
-            if self.command not in _ROUTES[path]:
-                raise ApiError(405, "method_not_allowed", f"{self.command} is not allowed on {path}", headers={"Allow": ", ".join(_ROUTES[path])})
+            if self.command not in _ROUTES[route]:
+                raise ApiError(405, "method_not_allowed", f"{self.command} is not allowed on {path}", headers={"Allow": ", ".join(_ROUTES[route])})
             if path == "/v1/health":
-                body = {"status": "ok", "version": __version__, "queue": state.queue.stats()}
+                body = {"status": "ok", "version": __version__, "queue": state.queue.stats(), "models": state.models.stats()}
             elif path == "/v1/openapi.json":
                 body = openapi_spec()
             elif path == "/v1/device":
                 self._authorize()
                 meters = {p: state.meter(p).describe() for p in state.providers}
                 body = device_info(meters, state.config.cpu_root)
+            elif route != path:
+                status, body = self._upload(path[len(_MODELS):])
             else:
                 body = self._profile()
-            self._send(200, body)
+            self._send(status, body)
         except ApiError as e:
             unread = not self._body_read and (self.headers.get("Content-Length", "0").strip() not in ("", "0") or "Transfer-Encoding" in self.headers)
             if unread:
@@ -209,13 +228,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer <token>)",
                            headers={"WWW-Authenticate": 'Bearer realm="autoprune-agent"'})
 
-    def _read_body(self) -> bytes:
+    def _read_body(self, content_type: str = "application/json", measures: bool = True) -> bytes:
+        """The request body, refused before it is read when too large (or, if ``measures``, when the line is full)."""
         cfg = self.server.state.config
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             raise ApiError(411, "length_required", "chunked uploads are not accepted: send Content-Length")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            raise ApiError(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype or 'none'!r}")
+        if ctype != content_type:
+            raise ApiError(415, "unsupported_media_type", f"Content-Type must be {content_type}, got {ctype or 'none'!r}")
         raw = self.headers.get("Content-Length")
         if raw is None:
             raise ApiError(411, "length_required", "Content-Length is required")
@@ -225,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
         limit = int(cfg.max_body_mb * 1024 * 1024)
         if n > limit:
             raise ApiError(413, "too_large", f"the body is {n} bytes; this agent accepts at most {limit} (max_body_mb={cfg.max_body_mb:g})")
-        if self.server.state.queue.full():  # refuse before the upload, not after
+        if measures and self.server.state.queue.full():  # refuse before the upload, not after
             raise ApiError(429, "queue_full", "the waiting line is full", headers={"Retry-After": str(self.server.state.queue.retry_after_s())})
         try:
             data = self.rfile.read(n)
@@ -236,6 +256,27 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "short_body", f"the connection closed after {len(data)} of {n} body bytes")
         return data
 
+    def _upload(self, sha: str) -> tuple[int, dict[str, Any]]:
+        """``PUT /v1/models/{sha256}``: keep the raw .onnx bytes for later ``model_sha256`` requests."""
+        state = self.server.state
+        self._authorize()
+        if not is_sha256(sha):
+            raise ApiError(400, "invalid_sha256", f"the path must end in the model's sha256 (64 lowercase hex digits), got {sha[:80]!r}", field="sha256")
+        data = self._read_body("application/octet-stream", measures=False)
+        got = sha256_hex(data)
+        if got != sha:
+            raise ApiError(400, "sha256_mismatch", f"the body's sha256 is {got}, not {sha} as the path says (truncated or wrong file?)", field="sha256")
+        try:
+            check_model_bytes(data)
+        except ModelRejected as e:
+            raise ApiError(400, "invalid_model", str(e), field="model") from None
+        known = sha in state.models
+        if not state.models.put(sha, data):
+            raise ApiError(413, "too_large", f"the model is {len(data)} bytes; this agent keeps at most {state.models.capacity_bytes} "
+                           f"(model_cache_mb={state.config.model_cache_mb:g}): send it inline with POST /v1/profile instead")
+        return (200 if known else 201), {"sha256": sha, "size_bytes": len(data), "stored": "already" if known else "new",
+                                         "models": state.models.stats()}
+
     def _profile(self) -> dict[str, Any]:
         state = self.server.state
         received_wall, received = time.time(), time.monotonic()
@@ -245,11 +286,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ApiError(400, "invalid_json", f"the body is not JSON: {e}") from None
-        req = parse_profile_request(body, state.providers, state.config.max_time_limit_s, os.cpu_count())
-        try:
-            check_model_bytes(req.model)
-        except ModelRejected as e:
-            raise ApiError(400, "invalid_model", str(e), field="model") from None
+        req = parse_profile_request(body, state.providers, state.config.max_time_limit_s, os.cpu_count(), state.models.get)
+        if "model" in body:  # inline; a model_sha256 names an upload that was screened when it arrived
+            try:
+                check_model_bytes(req.model)
+            except ModelRejected as e:
+                raise ApiError(400, "invalid_model", str(e), field="model") from None
+            state.models.put(req.model_sha256, req.model)
         deadline = received + req.time_limit_s
         detection = state.meter(req.execution_provider)
         reason = None if detection.meter else "; ".join(detection.reasons.values()) or "no energy meter found"
@@ -257,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.sequence += 1
             seq = state.sequence
             started = time.time()
-            result = run_measurement(req, detection.meter, reason, deadline)
+            result = run_measurement(req, detection.meter, reason, deadline, state.sessions)
             finished = time.time()
         result["device"] = {**state.summary, "meter": detection.meter.name if detection.meter else None}
         result["timing"] = {"received_at": received_wall, "started_at": started, "finished_at": finished,

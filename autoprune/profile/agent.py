@@ -1,7 +1,10 @@
 """The client of the on-device agent: ``profiler.kind: agent`` in a device profile.
 
-The model file is sent to an agent (``autoprune agent serve`` on the device) which measures
-it there. Several URLs in ``agent.urls`` are identical devices forming a pool: each request
+The model is measured by an agent (``autoprune agent serve`` on the device). A request
+names the model by its sha256; only when the agent answers 404 (it never saw that model,
+or dropped it) are the raw bytes uploaded, once, with ``PUT /v1/models/{sha256}``, and the
+request repeated. So re-measuring a model sends a few hundred bytes, not the model. An
+agent too old to know ``model_sha256`` gets the model inline as base64, as before. Several URLs in ``agent.urls`` are identical devices forming a pool: each request
 goes to the least busy one (round-robin among equals); a URL that does not answer is set
 aside and the next one tried. When no agent answers after ``agent.retries`` rounds with
 exponential backoff, :class:`AgentUnreachableError` says why, and the study records a
@@ -11,6 +14,7 @@ failed trial. Standard library only (``urllib``): nothing to install on either s
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import itertools
 import json
@@ -21,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -78,6 +82,14 @@ class _Busy(Exception):
         self.retry_after = retry_after
 
 
+class _UnknownModel(ProfilerError):
+    """404 ``unknown_model``: the agent does not hold the model named by ``model_sha256``."""
+
+
+class _OldAgent(ProfilerError):
+    """400 on the ``model_sha256`` field: an agent from before uploads by hash; send the model inline."""
+
+
 class AgentProfiler(Profiler):
     """Measures on the device through its agent(s), with the device profile's settings.
 
@@ -93,6 +105,8 @@ class AgentProfiler(Profiler):
         self.pool = AgentPool(self.agent.urls)
         self._token: str | None = None
         self._token_read = False
+        self._digests: dict[tuple, str] = {}
+        self._inline_urls: set[str] = set()  # agents that only take the model inline
 
     def _auth(self) -> dict[str, str]:
         if not self._token_read:
@@ -102,15 +116,35 @@ class AgentProfiler(Profiler):
             self._token_read = True
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
-    def request_body(self, model_path: str | os.PathLike, inputs: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
-        """The JSON sent to ``POST /v1/profile``. Given inputs travel as shapes only: the agent makes the data."""
-        s = self.device.profiler
+    def model_sha256(self, model_path: str | os.PathLike) -> str:
+        """The file's sha256, remembered per (path, inode, size, mtime) so an unchanged file is read once."""
         try:
-            data = Path(model_path).read_bytes()
+            st = os.stat(model_path)
+            key = (os.path.abspath(model_path), st.st_ino, st.st_size, st.st_mtime_ns)
+            if key not in self._digests:
+                h = hashlib.sha256()
+                with open(model_path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+                if len(self._digests) >= 1024:
+                    self._digests.clear()
+                self._digests[key] = h.hexdigest()
         except OSError as e:
             raise ProfilerError(f"cannot read model {model_path}: {e.strerror or e}") from None
+        return self._digests[key]
+
+    def request_body(self, model_path: str | os.PathLike, inputs: dict[str, np.ndarray] | None = None, inline: bool = False) -> dict[str, Any]:
+        """The JSON sent to ``POST /v1/profile``: the model by sha256, or (``inline``) as base64.
+
+        Given inputs travel as shapes only: the agent makes the data.
+        """
+        s = self.device.profiler
+        if inline:
+            model = {"model": base64.b64encode(_read(model_path)).decode("ascii")}
+        else:
+            model = {"model_sha256": self.model_sha256(model_path)}
         body: dict[str, Any] = {
-            "model": base64.b64encode(data).decode("ascii"),
+            **model,
             "threads": s.threads,
             "warmup": s.warmup,
             "repetitions": s.repetitions,
@@ -124,15 +158,29 @@ class AgentProfiler(Profiler):
         return body
 
     def measure(self, model_path, inputs=None) -> Measurement:
-        body = json.dumps(self.request_body(model_path, inputs)).encode()
-        url, result = self._post_with_retries("/v1/profile", body)
+        body = self.request_body(model_path, inputs)
+        url, result = self._with_retries(lambda url: self._profile_on(url, model_path, inputs, body))
         return self._measurement(url, result)
+
+    def _profile_on(self, url: str, model_path, inputs, body: dict[str, Any]) -> dict[str, Any]:
+        """One attempt on one agent: by hash; on 404 upload the bytes and ask again."""
+        if url not in self._inline_urls:
+            payload = json.dumps(body).encode()
+            try:
+                return self._call(url, "POST", "/v1/profile", payload)
+            except _UnknownModel:
+                sha = body["model_sha256"]
+                self._call(url, "PUT", f"/v1/models/{sha}", _read(model_path), "application/octet-stream")
+                return self._call(url, "POST", "/v1/profile", payload)
+            except _OldAgent:
+                self._inline_urls.add(url)
+        return self._call(url, "POST", "/v1/profile", json.dumps(self.request_body(model_path, inputs, inline=True)).encode())
 
     # -- transport -------------------------------------------------------------------
 
-    def _post(self, url: str, path: str, body: bytes) -> dict[str, Any]:
-        req = urllib.request.Request(url + path, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **self._auth()})
+    def _call(self, url: str, method: str, path: str, body: bytes, content_type: str = "application/json") -> dict[str, Any]:
+        req = urllib.request.Request(url + path, data=body, method=method,
+                                     headers={"Content-Type": content_type, **self._auth()})
         # The agent may queue the request behind others, then measure: allow for both.
         timeout = self.agent.timeout_s + 30.0
         try:
@@ -144,13 +192,18 @@ class AgentProfiler(Profiler):
             except (ValueError, AttributeError, OSError):
                 err = {}
             message = err.get("message") or e.reason
+            if e.code == 404 and err.get("code") == "unknown_model":
+                raise _UnknownModel(f"agent {url} answered 404: {message}") from None
+            if e.code == 400 and err.get("field") == "model_sha256" and "not a known field" in message:
+                raise _OldAgent(f"agent {url} answered 400: {message}") from None
             if e.code in (429, 503):
                 raise _Busy(_retry_after(e.headers.get("Retry-After")), f"{url}: {e.code} {message}") from None
             if e.code == 401:
                 raise ConfigError(f"{url} rejected the agent token: check {self.agent.token_env or self.agent.token_file}") from None
             raise ProfilerError(f"agent {url} answered {e.code}: {message}") from None
 
-    def _post_with_retries(self, path: str, body: bytes) -> tuple[str, dict[str, Any]]:
+    def _with_retries(self, call: Callable[[str], dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """``call(url)`` on the pool's agents, round after round with backoff, until one answers."""
         failures: list[str] = []
         rounds = self.agent.retries + 1
         for attempt in range(rounds):
@@ -160,7 +213,7 @@ class AgentProfiler(Profiler):
                 tried.add(url)
                 failed = True
                 try:
-                    result = self._post(url, path, body)
+                    result = call(url)
                     failed = False
                     return url, result
                 except _Busy as b:
@@ -199,11 +252,18 @@ class AgentProfiler(Profiler):
         settings = {"profiler": "agent", "url": url, **(r.get("settings") or {})}
         device = {"name": self.device.name, "url": url, **(r.get("device") or {}),
                   "meter": energy_info.get("meter") or "none (estimated from device profile power)",
-                  "energy_detail": energy_info, "timing": r.get("timing")}
+                  "energy_detail": energy_info, "timing": r.get("timing"), "session": r.get("session")}
         if r.get("peak_memory_how"):
             device["peak_memory_how"] = r["peak_memory_how"]
         return Measurement(latency_ms=latency, latency=stats, energy_mj=energy, settings=settings, device=device,
                            peak_memory_mb=r.get("peak_memory_mb"))
+
+
+def _read(model_path: str | os.PathLike) -> bytes:
+    try:
+        return Path(model_path).read_bytes()
+    except OSError as e:
+        raise ProfilerError(f"cannot read model {model_path}: {e.strerror or e}") from None
 
 
 def _retry_after(value: str | None) -> float:

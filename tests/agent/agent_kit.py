@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -45,6 +46,10 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 class Client:
     """Minimal JSON client for the tests: returns (status, headers, body)."""
 
@@ -66,5 +71,13 @@ class Client:
 
     def profile(self, model: bytes, **settings):
         return self.call("POST", "/v1/profile", {"model": b64(model), **settings})
+
+    def put_model(self, model: bytes, digest: str | None = None, **kw):
+        """``PUT /v1/models/{sha256}`` with the raw bytes (``digest`` overrides the path's hash)."""
+        return self.call("PUT", f"/v1/models/{digest or sha(model)}", raw=model,
+                         headers={"Content-Type": "application/octet-stream", **kw.pop("headers", {})}, **kw)
+
+    def profile_by_hash(self, digest: str, **settings):
+        return self.call("POST", "/v1/profile", {"model_sha256": digest, **settings})
 
 

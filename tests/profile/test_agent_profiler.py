@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import subprocess
@@ -169,3 +170,57 @@ def test_agent_killed_between_two_measurements_is_unreachable_after_retries(mode
         proc.wait(10)
         proc.stdout.close()
         proc.stderr.close()
+
+
+def _requests(caplog, what: str) -> int:
+    return sum(what in r.getMessage() for r in caplog.records if r.name == "autoprune.agent")
+
+
+def test_model_is_uploaded_once_and_then_named_by_hash(agents, model_path, token_file, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="autoprune.agent")
+    (agent,) = agents()
+    device = load_device_profile(profile_yaml(tmp_path, [agent.url], token_file=token_file))
+    profiler = AgentProfiler(device)
+    first, second = profiler.measure(model_path), profiler.measure(model_path)
+    assert first.settings["model_sha256"] == second.settings["model_sha256"] == profiler.model_sha256(model_path)
+    assert _requests(caplog, '"PUT /v1/models/') == 1  # the 404 on the first request caused the only upload
+    assert _requests(caplog, '"POST /v1/profile') == 3  # by hash (404), after the upload, by hash again
+    assert not first.device["session"]["reused"] and second.device["session"]["reused"]  # the agent kept the session
+    AgentProfiler(device).measure(model_path)  # another client (a resumed study): the agent still holds it
+    assert _requests(caplog, '"PUT /v1/models/') == 1
+
+
+def test_a_changed_file_is_hashed_and_uploaded_again(agents, token_file, tmp_path, model_path, caplog):
+    caplog.set_level(logging.INFO, logger="autoprune.agent")
+    (agent,) = agents()
+    profiler = AgentProfiler(load_device_profile(profile_yaml(tmp_path, [agent.url], token_file=token_file)))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model_path.read_bytes())
+    before = profiler.measure(path).settings["model_sha256"]
+    m = onnx.load(path)
+    m.graph.initializer[0].raw_data = np.full((32, 32), 0.02, np.float32).tobytes()
+    onnx.save(m, path)
+    after = profiler.measure(path).settings["model_sha256"]
+    assert before != after and _requests(caplog, '"PUT /v1/models/') == 2
+
+
+def test_an_agent_without_uploads_gets_the_model_inline(agents, model_path, token_file, tmp_path, monkeypatch, caplog):
+    """A fake of an older agent: its request parser does not know model_sha256."""
+    import autoprune.agent.server as server
+    from autoprune.agent import ApiError
+
+    real = server.parse_profile_request
+
+    def old_parser(body, *a, **k):
+        if isinstance(body, dict) and "model_sha256" in body:
+            raise ApiError(400, "invalid_request", "model_sha256 is not a known field (known: [...])", field="model_sha256")
+        return real(body, *a, **k)
+
+    monkeypatch.setattr(server, "parse_profile_request", old_parser)
+    caplog.set_level(logging.INFO, logger="autoprune.agent")
+    (agent,) = agents()
+    profiler = AgentProfiler(load_device_profile(profile_yaml(tmp_path, [agent.url], token_file=token_file)))
+    assert profiler.measure(model_path).latency["n"] >= 20
+    assert profiler.measure(model_path).latency["n"] >= 20
+    assert _requests(caplog, '"PUT /v1/models/') == 0
+    assert _requests(caplog, '"POST /v1/profile') == 3  # by hash once (400), then inline twice
