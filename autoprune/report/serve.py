@@ -78,8 +78,7 @@ class ReportServer:
         """Serve until :meth:`shutdown` (or Ctrl-C in the caller)."""
         if self._httpd is None:
             self.bind()
-        assert self._httpd is not None
-        self._httpd.serve_forever()
+        self._httpd.serve_forever()  # type: ignore[union-attr]
 
     def start(self) -> None:
         """Serve from a background thread (for tests and notebooks)."""
