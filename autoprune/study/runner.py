@@ -111,6 +111,9 @@ def run_study(
     if not study.user_attrs.get("config"):
         for key, value in ctx.facts().items():
             study.set_user_attr(key, value)
+        with warnings.catch_warnings():  # experimental in Optuna 5; lets optuna-dashboard show our names
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(config.objectives))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
