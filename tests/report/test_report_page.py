@@ -19,11 +19,15 @@ def _embedded(html, element_id):
 
 
 def test_page_is_self_contained(tiny_report):
-    from plotly.offline import get_plotlyjs
+    from plotly.offline import get_plotlyjs_version
+
+    from autoprune.report.page import plotly_js
 
     html = tiny_report.read_text()
-    assert get_plotlyjs() in html  # plotly.js is inline; the browser test checks no request leaves the file
-    ours = html.replace(get_plotlyjs(), "")
+    js = plotly_js()
+    assert js in html  # plotly.js is inline; the browser test checks no request leaves the file
+    assert f"plotly.js (basic - minified) v{get_plotlyjs_version()}" in js[:200]  # the small bundle, matching version
+    ours = html.replace(js, "")
     assert "<script src" not in ours and "<link" not in ours
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", ours)
 
