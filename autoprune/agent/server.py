@@ -201,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._authorize()
                 meters = {p: state.meter(p).describe() for p in state.providers}
                 body = device_info(meters, state.config.cpu_root)
-            elif route != path:
+            elif path.startswith(_MODELS):
                 status, body = self._upload(path[len(_MODELS):])
             else:
                 body = self._profile()

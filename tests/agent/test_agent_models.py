@@ -34,6 +34,7 @@ def test_inline_model_still_works_and_is_then_known_by_hash(client):
 BAD_UPLOADS = [
     ("sha256 mismatch", lambda m: {"model": m, "digest": sha(b"other")}, 400, "sha256", "not"),
     ("bad sha256 in path", lambda m: {"model": m, "digest": "ABC"}, 400, "sha256", "64 lowercase hex"),
+    ("path template itself", lambda m: {"model": m, "digest": "{sha256}"}, 400, "sha256", "64 lowercase hex"),
     ("not onnx", lambda m: {"model": b"this is not an onnx file"}, 400, "model", "not an ONNX model"),
     ("empty", lambda m: {"model": b""}, 400, "model", "empty"),
     ("external data", lambda m: {"model": make_model(external=True)}, 400, "model", "external data"),
