@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--token-file", help="file holding the bearer token clients must send")
     s.add_argument("--token-env", help="environment variable holding the token (checked before --token-file)")
     s.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body (default 64)")
+    s.add_argument("--model-cache-mb", type=float, default=256.0, help="uploaded models kept for model_sha256 requests, LRU (default 256)")
+    s.add_argument("--session-cache", type=int, default=1, help="onnxruntime sessions kept for repeated requests, LRU; 0 disables (default 1)")
     s.add_argument("--read-timeout", type=float, default=30.0, help="seconds to receive a request before 408 (default 30)")
     s.add_argument("--time-limit", type=float, default=300.0, help="cap on a request's waiting plus measuring seconds (default 300)")
     s.add_argument("--queue", type=int, default=16, help="requests that may wait while one is measured; more get 429 (default 16)")
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         token=token,
         max_body_mb=args.max_body_mb,
+        model_cache_mb=args.model_cache_mb,
+        session_cache=args.session_cache,
         read_timeout_s=args.read_timeout,
         max_time_limit_s=args.time_limit,
         queue_capacity=args.queue,
