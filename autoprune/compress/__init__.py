@@ -20,7 +20,9 @@ from torch import nn
 from .._schema import atomic_write_bytes
 from ..plan import Plan
 from ..space import SearchSpace, discover
+from ..exceptions import PlanError
 from .build import Artifact, BuildSettings, build_artifact
+from .fp16 import convert_fp16
 from .onnx_export import export_onnx, nodes_by_module
 from .prune import prune_channels
 from .quantize import quantize_int8
@@ -65,14 +67,27 @@ def compress(
 
 
 def quantize_onnx(proto, plan: Plan, space: SearchSpace, calibration_data: np.ndarray | None):
-    """Apply the plan's bit-widths to an exported fp32 graph (int8 QDQ where bits == 8)."""
+    """Apply the plan's bit-widths to an exported fp32 graph: int8 QDQ where bits == 8, float16 where 16.
+
+    Bit-widths below 8 have no onnxruntime kernels; they are simulated in torch
+    (:mod:`autoprune.compress.simulate`) and refused here.
+    """
     bits = space.resolve_bits(plan)
+    low = sorted(layer for layer, b in bits.items() if b not in (8, 16, 32))
+    if low:
+        raise PlanError(
+            f"plan: layers.{low[0]}.bits {bits[low[0]]} has no onnxruntime kernel; bit-widths below 8 are "
+            "simulated in torch (autoprune.compress.simulate), not exported"
+        )
     by_module = nodes_by_module(proto)
     want8 = [n for layer, b in bits.items() if b == 8 for n in by_module.get(layer, [])]
-    keep32 = [n for nodes in by_module.values() for n in nodes if n not in want8]
+    want16 = [n for layer, b in bits.items() if b == 16 for n in by_module.get(layer, [])]
+    others = [n for nodes in by_module.values() for n in nodes if n not in want8]
     if want8 and calibration_data is None:
         raise ValueError("calibration_data is required to quantize layers to 8 bits")
-    return quantize_int8(proto, want8, keep32, calibration_data) if want8 else proto
+    if want8:
+        proto = quantize_int8(proto, want8, others, calibration_data)
+    return convert_fp16(proto, want16) if want16 else proto
 
 
 def to_onnx(
@@ -84,7 +99,7 @@ def to_onnx(
     *,
     space: SearchSpace | None = None,
 ) -> None:
-    """Write the deployable ONNX of a (compressed) model: fp32 layers, int8 QDQ layers per plan.
+    """Write the deployable ONNX of a (compressed) model: fp32, int8 QDQ and float16 layers per plan.
 
     Args:
         model: The model to export (typically the output of :func:`compress`).
@@ -92,9 +107,9 @@ def to_onnx(
         example_input: An input of batch size 1.
         path: Where to write; written atomically.
         calibration_data: Inputs for activation range calibration (needed when any layer is 8-bit).
-        space: The search space of ``model`` (discovered when omitted).
+        space: The search space of ``model`` (discovered when omitted, allowing bits 8, 16 and 32).
     """
-    space = space or discover(model, example_input, max_ratio=0.0)
+    space = space or discover(model, example_input, max_ratio=0.0, bits=(8, 16, 32))
     proto = quantize_onnx(export_onnx(model, example_input), plan, space, calibration_data)
     atomic_write_bytes(path, proto.SerializeToString())
 

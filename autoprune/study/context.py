@@ -72,9 +72,10 @@ class StudyContext:
             raise ConfigError(
                 f"{config.path}: search.bits {unsupported} are not run by device {device.name} (it runs {list(device.bits)})"
             )
-        if any(b not in (8, 32) for b in bits):
+        if any(b not in (8, 16, 32) for b in bits):
             raise ConfigError(
-                f"{config.path}: search.bits {list(bits)}: only 8 and 32 are built as real onnxruntime artifacts in this version"
+                f"{config.path}: search.bits {list(bits)}: only 8, 16 and 32 are built as real onnxruntime artifacts; "
+                "bits below 8 are simulated with autoprune.compress.simulate"
             )
         task = tasks.get(config.task, **config.task_options)
         model = task.model().eval()
