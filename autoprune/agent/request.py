@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..profile.timing import ORT_DTYPES
 from .errors import ApiError
 from .store import is_sha256, sha256_hex
 
@@ -30,16 +31,6 @@ __all__ = ["ProfileRequest", "parse_profile_request", "make_feeds", "MAX_INPUT_E
 # Per request, all inputs together: 64 Mi elements is 256 MiB of float32.
 MAX_INPUT_ELEMENTS = 1 << 26
 
-_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(int8)": np.int8,
-    "tensor(uint8)": np.uint8,
-    "tensor(bool)": np.bool_,
-}
 
 # name: (type, default, lo, hi)
 _NUMBERS: dict[str, tuple[type, Any, float, float]] = {
@@ -165,8 +156,8 @@ def make_feeds(inputs: list[Any], req: ProfileRequest, seed: int = 0) -> dict[st
     feeds: dict[str, np.ndarray] = {}
     total = 0
     for inp in inputs:
-        if inp.type not in _DTYPES:
-            raise ApiError(400, "unsupported_input", f"input {inp.name!r} has type {inp.type}, which the agent cannot generate (supported: {sorted(_DTYPES)})", field=f"input_shapes.{inp.name}")
+        if inp.type not in ORT_DTYPES:
+            raise ApiError(400, "unsupported_input", f"input {inp.name!r} has type {inp.type}, which the agent cannot generate (supported: {sorted(ORT_DTYPES)})", field=f"input_shapes.{inp.name}")
         declared = list(inp.shape or [])
         if inp.name in req.input_shapes:
             shape = list(req.input_shapes[inp.name])
@@ -180,7 +171,7 @@ def make_feeds(inputs: list[Any], req: ProfileRequest, seed: int = 0) -> dict[st
         total += math.prod(shape)
         if total > MAX_INPUT_ELEMENTS:
             raise ApiError(400, "inputs_too_large", f"inputs exceed {MAX_INPUT_ELEMENTS} elements in all (input {inp.name!r} has shape {shape})", field=f"input_shapes.{inp.name}")
-        dtype = _DTYPES[inp.type]
+        dtype = ORT_DTYPES[inp.type]
         if np.issubdtype(dtype, np.floating):
             feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
         else:

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["make_session", "make_inputs", "time_session", "latency_stats"]
+__all__ = ["make_session", "make_inputs", "time_session", "latency_stats", "ORT_DTYPES"]
 
-_ORT_DTYPES = {
+# onnxruntime input types and the numpy dtype that feeds them (shared with the agent).
+ORT_DTYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
     "tensor(double)": np.float64,
@@ -46,10 +47,10 @@ def make_inputs(session: ort.InferenceSession, batch_size: int = 1, seed: int = 
     rng = np.random.default_rng(seed)
     feeds = {}
     for inp in session.get_inputs():
-        if inp.type not in _ORT_DTYPES:
+        if inp.type not in ORT_DTYPES:
             raise ValueError(f"input {inp.name!r} has unsupported type {inp.type}")
         shape = [d if isinstance(d, int) and d > 0 else batch_size for d in inp.shape]
-        dtype = _ORT_DTYPES[inp.type]
+        dtype = ORT_DTYPES[inp.type]
         if np.issubdtype(dtype, np.floating):
             feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype == np.bool_:
