@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+import math
 
 __all__ = ["register"]
 
@@ -45,5 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if dense:
         print(f"dense fp32 accuracy: {dense['value']:.4f} ({dense['source']}: {dense['how']})")
     print(f"\nrun directory: {result.out_dir}  (trials.csv, front.json, study.db)")
-    print(f"export one:    autoprune export {result.out_dir} --pick \"max accuracy where latency_ms <= ...\"", file=sys.stdout)
+    lat = sorted(p["metrics"]["latency_ms"]["value"] for p in front["points"] if "latency_ms" in p["metrics"])
+    if lat:  # a budget in the middle of the front, rounded up so that its point qualifies
+        budget = math.ceil(lat[len(lat) // 2] * 1000) / 1000
+        print(f"export one:    autoprune export {result.out_dir} --pick \"max accuracy where latency_ms <= {budget:g}\"")
     return 0
