@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,8 +24,13 @@ def test_help_everywhere(cmd):
     assert r.returncode == 0 and "usage: autoprune" in r.stdout
 
 
-def write_study(tmp_path, **changes) -> Path:
-    data = {**TINY, **changes}
+@pytest.fixture
+def tiny(tiny_config) -> dict:
+    return tiny_config.to_dict()
+
+
+def write_study(tmp_path, base: dict, **changes) -> Path:
+    data = {**base, **changes}
     p = tmp_path / "study.yaml"
     p.write_text(yaml.safe_dump(data))
     return p
@@ -42,9 +45,9 @@ def write_study(tmp_path, **changes) -> Path:
         ({"task": "nope"}, "unknown task 'nope'"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, changes, message):
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, tiny, changes, message):
     out = tmp_path / "run"
-    r = autoprune("run", write_study(tmp_path, **changes), "--out", out)
+    r = autoprune("run", write_study(tmp_path, tiny, **changes), "--out", out)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("autoprune run: error:")
@@ -62,9 +65,9 @@ def test_missing_and_malformed_files(tmp_path):
     assert r.returncode == 2 and "absent-plan.yaml: plan not found" in r.stderr
 
 
-def test_run_json_then_export_and_apply(tmp_path):
+def test_run_json_then_export_and_apply(tmp_path, tiny):
     out = tmp_path / "run"
-    r = autoprune("run", write_study(tmp_path, name="cli", search={**TINY["search"], "n_trials": 4}), "--out", out, "--json")
+    r = autoprune("run", write_study(tmp_path, tiny, name="cli", search={**tiny["search"], "n_trials": 4}), "--out", out, "--json")
     assert r.returncode == 0, r.stderr
     front = json.loads(r.stdout)
     assert front["n_trials"] == 4 and front["points"]
