@@ -30,7 +30,21 @@
       finetune_steps: 0
       finetune_lr: 0.0003
       calibration_samples: 256
+      sparsity: none                # none | "unstructured:<ratio>" | "N:M" (quote it: "2:4")
+      qat_steps: 0                  # QAT steps in the simulation of layers below 8 bits
     storage: null                   # any Optuna storage URL; default sqlite in the run dir
+
+Bit-widths below 8 (when the device profile lists them) are built as int8 stand-ins:
+latency is measured on the stand-in, accuracy is ``simulated`` in torch (QAT with
+``build.qat_steps``, learning rate ``build.finetune_lr``).
+
+``build.sparsity`` zeroes weights of every searched conv/linear layer after channel
+pruning: ``unstructured:<ratio>`` by magnitude, ``N:M`` keeping N of every M inputs. The
+ONNX artifact stays dense, so for sparse candidates and candidates with bits below 8,
+``size_kb`` is the size the *target* stores (``estimated``: the ONNX bytes with those
+weights counted packed/sparse) and the artifact's own bytes are ``onnx_size_kb``
+(``measured``). Otherwise ``size_kb`` is the measured ONNX size, as before: ``size_kb`` is
+always "what the target stores", and the ``size_kb`` constraint applies to it.
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ from typing import Any
 
 from ._schema import Reader, load_yaml
 from .compress.build import BuildSettings
+from .compress.sparsity import parse_setting
 from .exceptions import ConfigError
 from .metrics import OBJECTIVE_DIRECTIONS
 
@@ -164,7 +179,11 @@ class StudyConfig:
             finetune_lr=b.float("finetune_lr", 3e-4, lo=0.0, hi=10.0),
             calibration_samples=b.int("calibration_samples", 256, lo=1, hi=1_000_000),
             seed=b.int("seed", 0, lo=0),
+            sparsity=_sparsity(b),
+            qat_steps=b.int("qat_steps", 0, lo=0, hi=1_000_000),
         )
+        if build.qat_steps and build.sparsity != "none":
+            raise b.fail("qat_steps", "must be 0 when build.sparsity is set: QAT would refill the zeroed weights")
         b.finish()
         storage = r.str("storage", None)
         r.finish()
@@ -180,7 +199,19 @@ class StudyConfig:
         d["search"]["exclude"] = list(self.search.exclude)
         d["search"]["baselines"] = list(self.search.baselines)
         d["search"]["bits"] = list(self.search.bits) if self.search.bits else None
+        for key, default in (("sparsity", "none"), ("qat_steps", 0)):  # written only when set, so that
+            if d["build"][key] == default:  # studies run before these keys existed still resume
+                del d["build"][key]
         return {"version": d.pop("version"), **d}
+
+
+def _sparsity(b: Reader) -> str:
+    value = b.raw("sparsity", "none")
+    try:
+        parse_setting(value)
+    except ConfigError as e:
+        raise b.fail("sparsity", str(e)) from None
+    return value
 
 
 def load_study_config(path: str | os.PathLike) -> StudyConfig:

@@ -1,4 +1,10 @@
-"""One candidate, end to end: plan -> pruned model -> ONNX -> quantized ONNX bytes, timed per stage."""
+"""One candidate, end to end: plan -> pruned model -> ONNX -> quantized ONNX bytes, timed per stage.
+
+onnxruntime runs 8, 16 and 32 bits here. A layer planned below 8 bits (for a target that
+runs it) is built as int8 QDQ, the closest runnable artifact: the *int8 stand-in*. The
+artifact records those layers in :attr:`Artifact.standin_bits` so that the study measures
+latency on the stand-in (and says so) and simulates accuracy in torch.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,17 @@ import numpy as np
 import torch
 
 from ..exceptions import CandidateError
-from ..plan import Plan
+from ..plan import LayerPlan, Plan
 from ..space import SearchSpace, layer_macs
 from .onnx_export import export_onnx
 from .prune import prune_channels
 from .recover import finetune, recalibrate_bn
+from .sparsity import parse_setting, sparsify_layers
 
-__all__ = ["BuildSettings", "Artifact", "build_artifact"]
+__all__ = ["BuildSettings", "Artifact", "build_artifact", "RUNNABLE_BITS", "int8_standin"]
+
+# Bit-widths with onnxruntime kernels here; any other planned bit-width gets an int8 stand-in.
+RUNNABLE_BITS = (8, 16, 32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +42,10 @@ class BuildSettings:
         finetune_lr: Fine-tuning learning rate (1/10-1/100 of the original).
         calibration_samples: Training inputs used to calibrate int8 activation ranges.
         seed: Seed for batch selection.
+        sparsity: ``"none"``, ``"unstructured:<ratio>"`` or ``"N:M"``: weights zeroed in every
+            searched layer after channel pruning (see :func:`~autoprune.compress.sparsity.parse_setting`).
+        qat_steps: Quantization-aware fine-tuning steps (straight-through estimator) in the
+            torch simulation of plans with layers below 8 bits; int8 artifacts are unaffected.
     """
 
     importance: str = "magnitude"
@@ -40,27 +54,46 @@ class BuildSettings:
     finetune_lr: float = 3e-4
     calibration_samples: int = 256
     seed: int = 0
+    sparsity: str = "none"
+    qat_steps: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
 class Artifact:
-    """The bytes of one candidate's ONNX model and what went into making it."""
+    """The bytes of one candidate's ONNX model and what went into making it.
+
+    Attributes:
+        standin_bits: Layers built as int8 in place of their planned bit-width (below 8),
+            with that bit-width; empty when the artifact is the plan itself.
+        model: The torch model that was exported (pruned, recovered, sparsified, float);
+            the starting point of the simulation of ``standin_bits`` layers.
+    """
 
     onnx_bytes: bytes
     sha256: str
     macs: int
     channels: dict[str, tuple[int, int]]
     stage_seconds: dict[str, float]
+    standin_bits: dict[str, int] = dataclasses.field(default_factory=dict)
+    model: torch.nn.Module | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def size_bytes(self) -> int:
         return len(self.onnx_bytes)
 
 
+def int8_standin(space: SearchSpace, bits: dict[str, int]) -> tuple[Plan, SearchSpace]:
+    """The plan (and a space allowing it) that builds layers below 8 bits as int8, the rest as planned."""
+    layers = tuple(dataclasses.replace(q, bits=tuple(sorted({*q.bits, 8}))) for q in space.layers)
+    plan = Plan({name: LayerPlan(bits=b if b in RUNNABLE_BITS else 8) for name, b in bits.items()})
+    return plan, dataclasses.replace(space, layers=layers)
+
+
 def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor, settings: BuildSettings) -> Artifact:
     """Build the deployable ONNX of ``plan`` applied to ``model`` (which is left untouched).
 
     Deterministic: the same model, plan, space, data and settings give the same bytes.
+    Layers planned below 8 bits are built as int8 (see :func:`int8_standin`).
 
     Raises:
         PlanError: the plan does not fit the space.
@@ -91,6 +124,12 @@ def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task:
         recalibrate_bn(work, X, batches=settings.bn_batches, seed=settings.seed)
     t["finetune"] = time.perf_counter() - t0
 
+    sparsity = parse_setting(settings.sparsity)
+    if sparsity is not None:
+        t0 = time.perf_counter()
+        work = sparsify_layers(work, space, sparsity)
+        t["sparsify"] = time.perf_counter() - t0
+
     with torch.no_grad():
         out = work(torch.from_numpy(X[:8]))
     if not torch.isfinite(out).all():
@@ -103,8 +142,10 @@ def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task:
 
     t0 = time.perf_counter()
     calib = X[np.random.default_rng(settings.seed).permutation(len(X))[: settings.calibration_samples]]
-    proto = quantize_onnx(proto, plan, space, calib if any(b == 8 for b in bits.values()) else None)
+    standin = {name: b for name, b in bits.items() if b not in RUNNABLE_BITS}
+    qplan, qspace = int8_standin(space, bits) if standin else (plan, space)
+    proto = quantize_onnx(proto, qplan, qspace, calib if any(b <= 8 for b in bits.values()) else None)
     t["quantize"] = time.perf_counter() - t0
 
     data = proto.SerializeToString()
-    return Artifact(data, hashlib.sha256(data).hexdigest(), int(macs), channels, t)
+    return Artifact(data, hashlib.sha256(data).hexdigest(), int(macs), channels, t, standin, work)

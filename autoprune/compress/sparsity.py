@@ -8,11 +8,17 @@ in a sparse format and labels it ``estimated``; the ONNX file size stays ``measu
 
 In a plan used with sparsity, ``ratio`` on a conv/linear layer is the fraction of its
 weights set to zero (unstructured), or marks the layer as N:M sparse (any ratio > 0).
+
+In a study, ``build.sparsity`` (:func:`parse_setting`) sparsifies every searched layer of
+every candidate after channel pruning, and :func:`packed_size` gives the candidate's stored
+size: the measured ONNX bytes with each weight tensor re-counted as the target stores it
+(sparse, and/or packed at a bit-width below the artifact's int8 stand-in).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 
 import torch
@@ -20,10 +26,12 @@ from torch import nn
 
 from ..exceptions import ConfigError, PlanError
 from ..metrics import Metric
-from ..plan import Plan
+from ..plan import LayerPlan, Plan
 from ..space import QUANTIZABLE, SearchSpace
 
-__all__ = ["sparsify", "sparsity_amounts", "sparse_size", "parse_pattern"]
+__all__ = ["sparsify", "sparsity_amounts", "sparse_size", "parse_pattern", "SparsitySetting", "parse_setting", "sparsify_layers", "packed_size"]
+
+SETTING_FORMS = "'none', 'unstructured:<ratio>' with ratio in (0, 0.99], or 'N:M' with 0 < N < M (e.g. '2:4')"
 
 
 def parse_pattern(pattern: str) -> tuple[int, int] | None:
@@ -34,6 +42,49 @@ def parse_pattern(pattern: str) -> tuple[int, int] | None:
     if not m or not 0 < int(m.group(1)) < int(m.group(2)):
         raise ConfigError(f"sparsity pattern must be 'unstructured' or 'N:M' with 0 < N < M (e.g. '2:4'), got {pattern!r}")
     return int(m.group(1)), int(m.group(2))
+
+
+@dataclasses.dataclass(frozen=True)
+class SparsitySetting:
+    """A study's ``build.sparsity``: the pattern and, for unstructured, the fraction of weights zeroed."""
+
+    pattern: str  # "unstructured" or "N:M"
+    amount: float  # fraction zeroed (N:M: 1 - N/M)
+
+
+def parse_setting(value: object) -> SparsitySetting | None:
+    """``"none"`` -> None; ``"unstructured:0.5"`` or ``"2:4"`` -> the :class:`SparsitySetting`.
+
+    Raises:
+        ConfigError: the value is none of the forms (the message starts with "must be", for
+            the config reader to prefix with the key path).
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value > 59:
+        # YAML 1.1 reads an unquoted 2:4 as the base-60 integer 124
+        raise ConfigError(f"must be {SETTING_FORMS}, got the number {value}: quote N:M in YAML ('2:4'), unquoted it is read as base 60")
+    if not isinstance(value, str):
+        raise ConfigError(f"must be {SETTING_FORMS}, got {value!r}")
+    if value == "none":
+        return None
+    if value.startswith("unstructured:"):
+        try:
+            amount = float(value.partition(":")[2])
+        except ValueError:
+            amount = float("nan")
+        if not 0.0 < amount <= 0.99:
+            raise ConfigError(f"must be {SETTING_FORMS}, got {value!r}")
+        return SparsitySetting("unstructured", amount)
+    try:
+        n, m = parse_pattern(value)  # "unstructured" alone returns None and fails to unpack
+    except (ConfigError, TypeError):
+        raise ConfigError(f"must be {SETTING_FORMS}, got {value!r}") from None
+    return SparsitySetting(f"{n}:{m}", 1.0 - n / m)
+
+
+def sparsify_layers(model: nn.Module, space: SearchSpace, setting: SparsitySetting) -> nn.Module:
+    """A copy of ``model`` with every quantizable layer of ``space`` sparsified as ``setting`` says."""
+    plan = Plan({q.name: LayerPlan(ratio=setting.amount) for q in space.layers})
+    return sparsify(model, plan, space, setting.pattern)
 
 
 def sparsity_amounts(plan: Plan, space: SearchSpace) -> dict[str, float]:
@@ -92,6 +143,19 @@ def sparsify(model: nn.Module, plan: Plan, space: SearchSpace, pattern: str = "u
     return out
 
 
+def _stored_bytes(w: torch.Tensor, value_bits: int, nm: tuple[int, int] | None | str) -> float:
+    """Bytes of one weight tensor stored dense (``nm="dense"``), unstructured-sparse (None) or N:M, the smaller."""
+    vb = value_bits / 8
+    dense = w.numel() * vb
+    if nm == "dense":
+        return dense
+    nnz = int(torch.count_nonzero(w))
+    if nm is None:  # non-zero values + a one-bit-per-weight mask
+        return min(dense, nnz * vb + w.numel() / 8)
+    kept = w.numel() * nm[0] / nm[1]  # N values of every M + ceil(log2 M) bits of index each
+    return min(dense, kept * vb + kept * max(1, (nm[1] - 1).bit_length()) / 8) if nnz <= kept else dense
+
+
 def sparse_size(model: nn.Module, pattern: str = "unstructured", value_bits: int = 32) -> Metric:
     """Estimated stored size (kB) of ``model`` with sparse conv/linear weights in a compressed format.
 
@@ -101,23 +165,47 @@ def sparse_size(model: nn.Module, pattern: str = "unstructured", value_bits: int
     Other parameters and buffers count as dense.
     """
     nm = parse_pattern(pattern)
-    vb = value_bits / 8
     total = 0.0
     weights = set()
     for m in model.modules():
         if isinstance(m, QUANTIZABLE):
-            w = m.weight.detach()
             weights.add(id(m.weight))
-            nnz = int(torch.count_nonzero(w))
-            if nm is None:
-                sparse = nnz * vb + w.numel() / 8
-            else:
-                kept = w.numel() * nm[0] / nm[1]
-                sparse = kept * vb + kept * max(1, (nm[1] - 1).bit_length()) / 8 if nnz <= kept else float("inf")
-            total += min(w.numel() * vb, sparse)
+            total += _stored_bytes(m.weight.detach(), value_bits, nm)
     for p in model.parameters():
         if id(p) not in weights:
-            total += p.numel() * vb
+            total += p.numel() * value_bits / 8
     total += sum(b.numel() * b.element_size() for b in model.buffers())
     how = f"{pattern} sparse storage of conv/linear weights at {value_bits}-bit values (bitmask or N:M index metadata), other tensors dense"
     return Metric(total / 1024.0, "kB", "estimated", how)
+
+
+def packed_size(onnx_bytes: int, model: nn.Module, bits: dict[str, int], artifact_bits: dict[str, int],
+                setting: SparsitySetting | None = None) -> Metric:
+    """Estimated stored size (kB) of a candidate on its target, from the measured ONNX bytes.
+
+    Each planned layer's weight tensor is counted in the ONNX at ``artifact_bits`` (8 for an
+    int8 stand-in of a lower bit-width); it is re-counted at its target ``bits`` (packed
+    b-bit values) and, with ``setting``, in its sparse format when that is smaller. Scales,
+    biases and every other tensor stay as the ONNX file stores them.
+
+    Args:
+        onnx_bytes: Size of the artifact.
+        model: The torch model the artifact was exported from (its weights give the non-zeros).
+        bits: Per layer, the bit-width the target stores.
+        artifact_bits: Per layer, the bit-width the artifact stores.
+        setting: The study's sparsity, or None.
+    """
+    nm = "dense" if setting is None else parse_pattern(setting.pattern)
+    modules = dict(model.named_modules())
+    saved = 0.0
+    for name, b in bits.items():
+        w = modules[name].weight.detach()
+        saved += w.numel() * artifact_bits[name] / 8 - _stored_bytes(w, b, nm)
+    low = sorted({b for n, b in bits.items() if b < artifact_bits[n]})
+    parts = ["ONNX bytes of the artifact"]
+    if low:
+        parts.append(f"with {'/'.join(map(str, low))}-bit layers' weights re-counted as packed values")
+    if setting is not None:
+        parts.append(f"{setting.pattern if setting.pattern != 'unstructured' else f'unstructured {setting.amount:g}'} sparse weight storage "
+                     "(values + bitmask or N:M index bits, where smaller than dense)")
+    return Metric((onnx_bytes - saved) / 1024.0, "kB", "estimated", ", ".join(parts))

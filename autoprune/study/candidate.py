@@ -1,4 +1,12 @@
-"""A candidate from plan to numbers: build the artifact, then evaluate and profile that same file."""
+"""A candidate from plan to numbers: build the artifact, then evaluate and profile that same file.
+
+Plans whose bit-widths all run here (8, 16, 32) are measured on the artifact alone. A plan
+with layers below 8 bits is built as its int8 stand-in: latency (and energy) are measured
+on the stand-in and their ``how`` says so, accuracy is ``simulated`` in torch
+(:mod:`autoprune.compress.simulate`), and ``size_kb`` is ``estimated`` with packed b-bit
+weights. With ``build.sparsity``, ``size_kb`` is the ``estimated`` sparse stored size. In
+both cases the artifact's own bytes stay available as ``onnx_size_kb`` (``measured``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..compress import Artifact, build_artifact
+from ..compress.simulate import SimulationSettings, evaluate_simulated, simulate
+from ..compress.sparsity import packed_size, parse_setting
 from ..evaluate import evaluate_onnx
 from ..metrics import Metric
 from ..plan import Plan
@@ -45,14 +55,44 @@ def build(ctx: StudyContext, plan: Plan) -> Artifact:
     return build_artifact(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, ctx.config.build)
 
 
+def _by_bits(layers: dict[str, int]) -> str:
+    """``{"conv2": 4, "fc": 2}`` -> ``"4-bit layers (conv2) and 2-bit layers (fc)"``."""
+    groups = {}
+    for name, b in layers.items():
+        groups.setdefault(b, []).append(name)
+    return " and ".join(f"{b}-bit layers ({', '.join(names)})" for b, names in sorted(groups.items(), reverse=True))
+
+
+def simulated_accuracy(ctx: StudyContext, plan: Plan, artifact: Artifact) -> tuple[Metric, float]:
+    """Accuracy of ``plan`` fake-quantized in torch from the artifact's float model; and the seconds spent calibrating/QAT."""
+    b = ctx.config.build
+    settings = SimulationSettings(act_bits=8, calibration="minmax", qat_steps=b.qat_steps, qat_lr=b.finetune_lr, seed=b.seed)
+    t0 = time.perf_counter()
+    X, y = ctx.task.train_data()
+    sim = simulate(artifact.model, plan, ctx.space, X, settings, task=ctx.task, train_data=(X, y))
+    seconds = time.perf_counter() - t0
+    n_calib = min(len(X), settings.calibration_batches * 64)
+    label = (f"of {_by_bits(artifact.standin_bits)}, other layers as planned (weights per-channel symmetric, "
+             f"8-bit activations with min-max ranges from {n_calib} training inputs, {b.qat_steps} QAT steps) ")
+    return evaluate_simulated(sim, ctx.eval_X, ctx.eval_y, ctx.task, label), seconds
+
+
+def _note(m: Metric, standin: dict[str, int]) -> Metric:
+    return dataclasses.replace(m, how=f"{m.how}; measured on the int8 stand-in of {_by_bits(standin)}")
+
+
 def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifact | None = None) -> CandidateResult:
     """Build (unless given) and measure one candidate: accuracy, latency, energy, size, MACs."""
     artifact = artifact or build(ctx, plan)
     stages = dict(artifact.stage_seconds)
+    standin = artifact.standin_bits
 
     t0 = time.perf_counter()
-    accuracy = evaluate_onnx(artifact.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task)
-    stages["evaluate"] = time.perf_counter() - t0
+    if standin:
+        accuracy, stages["simulate"] = simulated_accuracy(ctx, plan, artifact)
+    else:
+        accuracy = evaluate_onnx(artifact.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task)
+    stages["evaluate"] = time.perf_counter() - t0 - stages.get("simulate", 0.0)
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="autoprune-") as tmp:
@@ -62,13 +102,24 @@ def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifac
     stages["profile"] = time.perf_counter() - t0
 
     lat = measurement.latency
+    onnx_size = Metric(artifact.size_bytes / 1024.0, "kB", "measured", "bytes of the ONNX artifact / 1024")
     metrics = {
         "accuracy": accuracy,
         "latency_ms": measurement.latency_ms,
         "latency_p90_ms": Metric(lat["p90_ms"], "ms", measurement.latency_ms.source, f"90th percentile of {lat['n']} runs"),
-        "size_kb": Metric(artifact.size_bytes / 1024.0, "kB", "measured", "bytes of the ONNX artifact / 1024"),
+        "size_kb": onnx_size,
         "macs": Metric(float(artifact.macs), "", "measured", "multiply-accumulates counted from the pruned model's layer shapes, batch 1"),
     }
     if measurement.energy_mj is not None:
         metrics["energy_mj"] = measurement.energy_mj
+    sparsity = parse_setting(ctx.config.build.sparsity)
+    if standin or sparsity is not None:  # the target stores something other than the ONNX file
+        bits = ctx.space.resolve_bits(plan)
+        artifact_bits = {name: 8 if name in standin else b for name, b in bits.items()}
+        metrics["size_kb"] = packed_size(artifact.size_bytes, artifact.model, bits, artifact_bits, sparsity)
+        metrics["onnx_size_kb"] = onnx_size
+    if standin:
+        for name in ("latency_ms", "latency_p90_ms", "energy_mj"):
+            if name in metrics:
+                metrics[name] = _note(metrics[name], standin)
     return CandidateResult(plan, artifact, metrics, measurement, stages)
