@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..agent import AgentConfig, AgentServer
     from ..agent.auth import read_token
+    from ._serve import serve_until_interrupted
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     token = read_token(args.token_file, args.token_env)
@@ -54,17 +55,7 @@ def run(args: argparse.Namespace) -> int:
         meter_order=tuple(m.strip() for m in args.meters.split(",") if m.strip()) if args.meters else None,
     )
     server = AgentServer(config)
-    try:
-        server.bind()
-    except OSError as e:
-        from ..exceptions import ConfigError
-
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
-    print(f"autoprune agent listening on {server.url} (token {'required' if token else 'not required: loopback only'})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-    return 0
+    return serve_until_interrupted(
+        server, f"{args.host}:{args.port}",
+        lambda url: f"autoprune agent listening on {url} (token {'required' if token else 'not required: loopback only'})",
+    )

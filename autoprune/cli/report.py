@@ -21,26 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..exceptions import ConfigError
     from ..report import open_run
+    from ._serve import serve_until_interrupted
 
     if args.serve:
         from ..report.serve import ReportServer
 
         open_run(args.run_dir)  # fail now, with one line, rather than on the first request
         server = ReportServer(args.run_dir, port=args.port)
-        try:
-            server.bind()
-        except OSError as e:
-            raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: {e.strerror or e}") from None
-        print(f"autoprune report: serving {args.run_dir} at {server.url} (reload to refresh; Ctrl-C to stop)", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.shutdown()
-        return 0
+        return serve_until_interrupted(
+            server, f"127.0.0.1:{args.port}",
+            lambda url: f"autoprune report: serving {args.run_dir} at {url} (reload to refresh; Ctrl-C to stop)",
+        )
 
     from ..report import write_report
 
