@@ -71,3 +71,27 @@ def test_bad_pattern_and_unknown_layer_are_refused(resnet):
         sparsify(model, Plan(), space, pattern="4:2")
     with pytest.raises(PlanError, match="nothere"):
         sparsify(model, Plan({"nothere": LayerPlan(ratio=0.5)}), space)
+
+
+def test_packed_size_recounts_weights_from_the_onnx_bytes(resnet):
+    from autoprune.compress.sparsity import packed_size, parse_setting
+
+    model, x, space = resnet
+    numel = {q.name: model.get_submodule(q.name).weight.numel() for q in space.layers}
+    four = packed_size(10**6, model, {n: 4 for n in numel}, {n: 8 for n in numel})  # int8 stand-in of 4-bit layers
+    assert four.source == "estimated" and "4-bit" in four.how
+    assert four.value == pytest.approx((10**6 - sum(numel.values()) / 2) / 1024)
+    same = packed_size(10**6, model, {n: 8 for n in numel}, {n: 8 for n in numel})
+    assert same.value == pytest.approx(10**6 / 1024)  # nothing to re-count
+    setting = parse_setting("2:4")
+    nm = packed_size(10**6, sparsify(model, Plan({"re:.*": LayerPlan(ratio=0.5)}), space, "2:4"), {n: 32 for n in numel}, {n: 32 for n in numel}, setting)
+    # per 4 fp32 weights: 16 bytes dense -> 2 values (8 bytes) + 2 two-bit indices (0.5 byte)
+    assert nm.value == pytest.approx((10**6 - sum(n // 4 * 4 * (16 - 8.5) / 4 for n in numel.values())) / 1024, rel=1e-3)
+
+
+@pytest.mark.parametrize("value, expected", [("none", None), ("2:4", ("2:4", 0.5)), ("1:8", ("1:8", 0.875)), ("unstructured:0.3", ("unstructured", 0.3))])
+def test_parse_setting(value, expected):
+    from autoprune.compress.sparsity import parse_setting
+
+    s = parse_setting(value)
+    assert (s if s is None else (s.pattern, s.amount)) == expected
