@@ -19,7 +19,7 @@ __all__ = ["Pick", "parse_pick"]
 
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 _COND = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-METRICS = ("accuracy", "latency_ms", "latency_p90_ms", "energy_mj", "size_kb", "macs")
+METRICS = ("accuracy", "latency_ms", "latency_p90_ms", "energy_mj", "size_kb", "onnx_size_kb", "macs")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,7 +63,7 @@ def trial_row(t: optuna.trial.FrozenTrial, metric_names: list[str]) -> dict[str,
 def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str]) -> dict[str, Any]:
     """(Re)write trials.csv and front.json from the storage; returns the front document."""
     trials = study.get_trials(deepcopy=False)
-    names = list(dict.fromkeys([*objectives, "accuracy", "latency_ms", "latency_p90_ms", "energy_mj", "size_kb", "macs"]))
+    names = list(dict.fromkeys([*objectives, "accuracy", "latency_ms", "latency_p90_ms", "energy_mj", "size_kb", "onnx_size_kb", "macs"]))
     rows = [trial_row(t, names) for t in trials]
     buf = io.StringIO()
     if rows:

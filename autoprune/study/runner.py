@@ -18,7 +18,6 @@ from ..config import StudyConfig, load_study_config
 from ..exceptions import ConfigError
 from ..metrics import OBJECTIVE_DIRECTIONS
 from ..profile import Profiler, make_profiler
-from .candidate import build
 from .context import StudyContext
 from .objective import CANDIDATE_ERRORS, Objective
 from .outputs import RUN_FILE, write_outputs
@@ -119,9 +118,13 @@ def run_study(
         optuna.storages.fail_stale_trials(study)
 
     if "dense" not in study.user_attrs:
+        from ..compress import build_artifact
         from ..evaluate import evaluate_onnx
 
-        dense = build(ctx, ctx.space.plan_from_params(baseline_params(ctx.space, "dense-fp32")))
+        # The reference is the original model: no pruning, no quantization, no sparsity.
+        plain = dataclasses.replace(config.build, sparsity="none")
+        dense_plan = ctx.space.plan_from_params(baseline_params(ctx.space, "dense-fp32"))
+        dense = build_artifact(ctx.model, dense_plan, ctx.space, ctx.task, ctx.example_input, plain)
         acc = evaluate_onnx(dense.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task)
         study.set_user_attr("dense", {"accuracy": acc.to_dict(), "macs": dense.macs, "size_bytes": dense.size_bytes})
     dense_accuracy = study.user_attrs["dense"]["accuracy"]["value"]

@@ -95,3 +95,9 @@ def test_the_artifact_is_two_four_sparse_after_pruning(sparse):
     # a study without the option builds the same plan dense
     dense_ctx = StudyContext.prepare(dataclasses.replace(cfg, build=dataclasses.replace(cfg.build, sparsity="none")))
     assert build(dense_ctx, Plan.from_dict({"layers": t.user_attrs["plan"]})).sha256 != artifact.sha256
+
+
+def test_accuracy_drop_reference_is_the_original_model(sparse, tiny_run):
+    # the tiny run has the same task and build, without sparsity: its reference must be the same
+    _, result = sparse
+    assert result.study.user_attrs["dense"]["accuracy"] == tiny_run.study.user_attrs["dense"]["accuracy"]
