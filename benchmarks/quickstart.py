@@ -79,15 +79,28 @@ def main() -> int:
         acc = float((sess.run(None, {sess.get_inputs()[0].name: X})[0].argmax(1) == y).mean())
         checks.append({"trial": p["number"], "accuracy_reported": p["metrics"]["accuracy"]["value"], "accuracy_rerun": acc,
                        "latency_reported_ms": p["metrics"]["latency_ms"]["value"]})
+    # The dense-fp32 baseline is re-measured alongside as a reference for machine drift.
+    ref = export_trial(out, out / "export" / f"trial-{dense.number}", trial=dense.number).out_dir / "model.onnx"
     # Re-measure in interleaved rounds (every front model once per round) so a burst of load
     # on this shared machine hits all models alike; the median over rounds is compared.
     again: dict[int, list[float]] = {c["trial"]: [] for c in checks}
+    ref_again = []
     for _ in range(args.rounds):
+        ref_again.append(profiler.measure(ref).latency_ms.value)
         for c in checks:
             again[c["trial"]].append(profiler.measure(paths[c["trial"]]).latency_ms.value)
+    drift = float(np.median(ref_again)) / dense_lat
     for c in checks:
         c["latency_remeasured_ms"] = float(np.median(again[c["trial"]]))
         c["latency_ratio"] = c["latency_remeasured_ms"] / c["latency_reported_ms"]
+        c["latency_ratio_drift_corrected"] = c["latency_ratio"] / drift
+    # How steady is this machine? One model, one session, consecutive windows of the profile's length.
+    from autoprune.profile.timing import make_inputs, make_session, time_session
+
+    s = profiler.device.profiler
+    sess = make_session(str(paths[checks[0]["trial"]]), threads=s.threads)
+    feeds = make_inputs(sess, s.batch_size)
+    steady = [time_session(sess, feeds, s.warmup, s.repetitions, s.min_duration_s)[0]["median_ms"] for _ in range(10)]
     load = os.getloadavg()
 
     doc = {
@@ -105,6 +118,8 @@ def main() -> int:
             "latency_ms": best["metrics"]["latency_ms"]["value"], "speedup_vs_dense_fp32": dense_lat / best["metrics"]["latency_ms"]["value"],
         },
         "front_checks": checks,
+        "reference_drift": drift,
+        "steadiness_medians_ms": steady,
     }
     lines = [
         "autoprune quickstart benchmark (all numbers measured on this machine; energy is not part of it)",
@@ -123,7 +138,11 @@ def main() -> int:
     for c in checks:
         lines.append(f"  trial {c['trial']:3d}: accuracy {c['accuracy_reported']:.4f} -> {c['accuracy_rerun']:.4f} "
                      f"({'identical' if c['accuracy_rerun'] == c['accuracy_reported'] else 'DIFFERENT'}), "
-                     f"latency {c['latency_reported_ms']:.3f} -> {c['latency_remeasured_ms']:.3f} ms ({100 * (c['latency_ratio'] - 1):+.1f} %)")
+                     f"latency {c['latency_reported_ms']:.3f} -> {c['latency_remeasured_ms']:.3f} ms ({100 * (c['latency_ratio'] - 1):+.1f} %; "
+                     f"{100 * (c['latency_ratio_drift_corrected'] - 1):+.1f} % after the reference's drift)")
+    lines.append(f"machine drift: dense fp32 re-measured {np.median(ref_again):.3f} ms vs {dense_lat:.3f} ms in the study ({100 * (drift - 1):+.1f} %)")
+    lines.append(f"machine steadiness: trial {checks[0]['trial']}'s model, one session, 10 consecutive {s.min_duration_s:g}-s windows: "
+                 f"medians {min(steady):.3f}-{max(steady):.3f} ms (CV {100 * np.std(steady) / np.mean(steady):.1f} %)")
     text = "\n".join(lines)
     print(text)
     res = Path(args.results)
