@@ -87,3 +87,18 @@ def test_bad_device_profile(tmp_path, patch, message):
     p.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=message):
         load_device_profile(p)
+
+
+def test_atomic_write_gives_ordinary_file_mode(tmp_path):
+    import os
+
+    from autoprune._schema import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "x.txt", "hello")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "x.txt").read_text() == "hello"
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]  # no temporary file left behind
