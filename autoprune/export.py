@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import yaml
 
 from ._schema import atomic_write_bytes
 from .config import StudyConfig
@@ -24,6 +25,7 @@ from .device import DeviceProfile
 from .exceptions import ConfigError, ExportError
 from .pick import parse_pick
 from .plan import Plan
+from .study.candidate import build
 from .study.context import StudyContext, model_fingerprint, versions
 from .study.outputs import RUN_FILE, feasible
 
@@ -127,8 +129,6 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     device = DeviceProfile.from_dict(study.user_attrs["device"], f"{run_dir} (device profile of the study)")
     ctx = StudyContext.prepare(config, device=device)
     plan = Plan.from_dict({"layers": t.user_attrs["plan"]}, f"trial {t.number} plan")
-    from .study.candidate import build
-
     artifact = build(ctx, plan)
     if artifact.sha256 != t.user_attrs.get("sha256"):
         raise ExportError(
@@ -137,8 +137,6 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         )
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "export" / f"trial-{t.number}"
     plan = Plan(plan.layers, meta=_plan_meta(ctx, run, t, artifact.sha256))
-    import yaml
-
     metrics = {
         "study": run["study_name"],
         "trial": t.number,
@@ -176,8 +174,6 @@ def apply_plan(plan_path: str | os.PathLike, out: str | os.PathLike) -> dict[str
     fp = model_fingerprint(ctx.model)
     if meta.get("base_model_fingerprint") not in (None, fp):
         raise ConfigError(f"{plan_path}: meta.base_model_fingerprint does not match the task's model ({fp[:12]}): the original differs")
-    from .study.candidate import build
-
     artifact = build(ctx, Plan(plan.layers))
     atomic_write_bytes(out, artifact.onnx_bytes)
     expected = meta.get("artifact_sha256")
