@@ -32,7 +32,19 @@
       calibration_samples: 256
       sparsity: none                # none | "unstructured:<ratio>" | "N:M" (quote it: "2:4")
       qat_steps: 0                  # QAT steps in the simulation of layers below 8 bits
+    confirm:                        # after the search, re-measure the front (see below)
+      rounds: 5                     # 0 turns the confirmation pass off
+      min_duration_s: 0.5           # timed window per round; default: the device profile's
+      margin: 0.1                   # also re-measure trials within 10 % of the front's costs
     storage: null                   # any Optuna storage URL; default sqlite in the run dir
+
+``confirm`` guards the front against the winner's curse: a trial measured during a fast
+moment of a noisy machine looks faster than it is, and is the one most likely to land on
+the front. After the search, every front trial (and every trial within ``margin`` of the
+front's costs, and the dense-fp32 baseline) is rebuilt, checked byte-identical, and
+re-measured in ``rounds`` interleaved rounds; its latency and energy become the median of
+the rounds (``how`` says so), and the front is recomputed until every point on it is
+confirmed. The search's own numbers stay in the Optuna trials.
 
 Bit-widths below 8 (when the device profile lists them) are built as int8 stand-ins:
 latency is measured on the stand-in, accuracy is ``simulated`` in torch (QAT with
@@ -59,12 +71,12 @@ from .compress.build import BuildSettings
 from .compress.sparsity import parse_setting
 from .exceptions import ConfigError
 from .metrics import OBJECTIVE_DIRECTIONS
+from .baselines import BASELINE_RE
 
-__all__ = ["StudyConfig", "SearchSettings", "Constraints", "load_study_config", "SAMPLERS", "BASELINE_RE"]
+__all__ = ["StudyConfig", "SearchSettings", "Constraints", "ConfirmSettings", "load_study_config", "SAMPLERS", "BASELINE_RE"]
 
 CONFIG_VERSION = 1
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
-BASELINE_RE = re.compile(r"^(dense-fp32|dense-int8|uniform-(0?\.\d+)(-fp32)?)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -93,6 +105,15 @@ class SearchSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ConfirmSettings:
+    """The confirmation pass after the search (``rounds: 0`` turns it off)."""
+
+    rounds: int = 5
+    min_duration_s: float | None = 0.5
+    margin: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
 class StudyConfig:
     """A validated study YAML. Build one with :func:`load_study_config` or :meth:`from_dict`."""
 
@@ -104,6 +125,7 @@ class StudyConfig:
     constraints: Constraints = Constraints()
     search: SearchSettings = SearchSettings()
     build: BuildSettings = BuildSettings()
+    confirm: ConfirmSettings = ConfirmSettings()
     storage: str | None = None
     version: int = CONFIG_VERSION
     path: str = dataclasses.field(default="", compare=False)
@@ -185,11 +207,21 @@ class StudyConfig:
         if build.qat_steps and build.sparsity != "none":
             raise b.fail("qat_steps", "must be 0 when build.sparsity is set: QAT would refill the zeroed weights")
         b.finish()
+        k = r.sub("confirm")
+        confirm = ConfirmSettings(
+            rounds=k.int("rounds", 5, lo=0, hi=1000),
+            min_duration_s=None if k.has("min_duration_s") and k.raw("min_duration_s") is None
+            else k.float("min_duration_s", 0.5, lo=0.0, hi=600.0),
+            margin=k.float("margin", 0.1, lo=0.0, hi=10.0),
+        )
+        if confirm.rounds == 1:
+            raise k.fail("rounds", "must be 0 (off) or at least 2: one round is one more noisy measurement")
+        k.finish()
         storage = r.str("storage", None)
         r.finish()
         return cls(
             name=name, task=task, task_options=task_options, device=device, objectives=tuple(objectives),
-            constraints=constraints, search=search, build=build, storage=storage, version=version, path=label,
+            constraints=constraints, search=search, build=build, confirm=confirm, storage=storage, version=version, path=label,
         )
 
     def to_dict(self) -> dict[str, Any]:

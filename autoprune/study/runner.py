@@ -18,6 +18,7 @@ from ..config import StudyConfig, load_study_config
 from ..exceptions import ConfigError
 from ..metrics import OBJECTIVE_DIRECTIONS
 from ..profile import Profiler, make_profiler
+from ..baselines import baseline_params
 from .context import StudyContext
 from .objective import CANDIDATE_ERRORS, Objective
 from .outputs import RUN_FILE, write_outputs
@@ -46,15 +47,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
     return optuna.storages.get_storage(url)
-
-
-def baseline_params(space, label: str) -> dict[str, Any]:
-    if label == "dense-fp32":
-        return space.params_for(0.0, 32)
-    if label == "dense-int8":
-        return space.params_for(0.0, 8)
-    parts = label.split("-")  # uniform-<ratio>[-fp32]
-    return space.params_for(float(parts[1]), 32 if parts[-1] == "fp32" else 8)
 
 
 def _check_resume(study: optuna.Study, config: StudyConfig, out: Path) -> None:
