@@ -23,15 +23,18 @@
       round_to: 8
       bits: [8, 32]                 # subset of the device's bits; default: all it supports
       exclude: []                   # module paths or re: patterns to leave alone
-      baselines: [dense-fp32, dense-int8, uniform-0.25, uniform-0.5]
+      baselines: [dense-fp32, dense-int8, uniform-0.25, uniform-0.5]   # also dense-int4, uniform-0.5-int2 ...
     build:
       importance: magnitude
       bn_batches: 8
       finetune_steps: 0
       finetune_lr: 0.0003
       calibration_samples: 256
+      calibration: minmax           # activation ranges: minmax | percentile (artifact and simulation)
+      calibration_percentile: 99.99 # with percentile: % of values kept, half the rest cut at each end
       sparsity: none                # none | "unstructured:<ratio>" | "N:M" (quote it: "2:4")
       qat_steps: 0                  # QAT steps in the simulation of layers below 8 bits
+      activation_bits: 8            # activations into layers below 8 bits (simulated): 2-16, null = float
     confirm:                        # after the search, re-measure the front (see below)
       rounds: 5                     # 0 turns the confirmation pass off
       min_duration_s: 0.5           # timed window per round; default: the device profile's
@@ -48,7 +51,12 @@ confirmed. The search's own numbers stay in the Optuna trials.
 
 Bit-widths below 8 (when the device profile lists them) are built as int8 stand-ins:
 latency is measured on the stand-in, accuracy is ``simulated`` in torch (QAT with
-``build.qat_steps``, learning rate ``build.finetune_lr``).
+``build.qat_steps``, learning rate ``build.finetune_lr``). In the simulation, activations
+into those layers have ``build.activation_bits`` (into 8-bit layers, 8, as in the artifact);
+a value other than 8 needs bit-widths below 8 in the study, and one below 8 must be a
+bit-width the device runs. ``build.calibration`` picks how activation ranges are found, in
+the int8 artifact (onnxruntime's MinMax or Percentile calibrator) and the simulation alike.
+Baselines below 8 bits (``dense-int4``, ``uniform-0.25-int2``) need that bit-width in the study.
 
 ``build.sparsity`` zeroes weights of every searched conv/linear layer after channel
 pruning: ``unstructured:<ratio>`` by magnitude, ``N:M`` keeping N of every M inputs. The
@@ -71,7 +79,8 @@ from .compress.build import BuildSettings
 from .compress.sparsity import parse_setting
 from .exceptions import ConfigError
 from .metrics import OBJECTIVE_DIRECTIONS
-from .baselines import BASELINE_RE
+from .baselines import BASELINE_FORMS, BASELINE_RE, check_baseline_bits
+from .compress.quantize import CALIBRATION_METHODS
 
 __all__ = ["StudyConfig", "SearchSettings", "Constraints", "ConfirmSettings", "load_study_config", "SAMPLERS", "BASELINE_RE"]
 
@@ -178,7 +187,9 @@ class StudyConfig:
         baselines = s.list("baselines", list(SearchSettings.baselines))
         for i, b in enumerate(baselines):
             if not isinstance(b, str) or not BASELINE_RE.match(b):
-                raise s.fail(f"baselines[{i}]", f"must be dense-fp32, dense-int8 or uniform-<ratio>[-fp32], got {b!r}")
+                raise s.fail(f"baselines[{i}]", f"must be {BASELINE_FORMS}, got {b!r}")
+        if bits is not None:
+            check_baseline_bits(baselines, bits, label)  # without search.bits: StudyConfig.check_device
         search = SearchSettings(
             n_trials=s.int("n_trials", 48, lo=1, hi=100_000),
             timeout_s=s.float("timeout_s", None, lo=1.0),
@@ -203,9 +214,17 @@ class StudyConfig:
             seed=b.int("seed", 0, lo=0),
             sparsity=_sparsity(b),
             qat_steps=b.int("qat_steps", 0, lo=0, hi=1_000_000),
+            activation_bits=None if b.has("activation_bits") and b.raw("activation_bits") is None
+            else b.int("activation_bits", 8, lo=2, hi=16),
+            calibration=b.str("calibration", "minmax", choices=CALIBRATION_METHODS),
+            calibration_percentile=b.float("calibration_percentile", 99.99, lo=50.0, hi=100.0),
         )
         if build.qat_steps and build.sparsity != "none":
             raise b.fail("qat_steps", "must be 0 when build.sparsity is set: QAT would refill the zeroed weights")
+        if b.has("calibration_percentile") and build.calibration != "percentile":
+            raise b.fail("calibration_percentile", f"applies only with build.calibration: percentile (it is {build.calibration!r})")
+        if bits is not None:
+            _check_activation_bits(build, bits, "search.bits", None, label)
         b.finish()
         k = r.sub("confirm")
         confirm = ConfirmSettings(
@@ -231,10 +250,49 @@ class StudyConfig:
         d["search"]["exclude"] = list(self.search.exclude)
         d["search"]["baselines"] = list(self.search.baselines)
         d["search"]["bits"] = list(self.search.bits) if self.search.bits else None
-        for key, default in (("sparsity", "none"), ("qat_steps", 0)):  # written only when set, so that
+        for key, default in _BUILD_DEFAULTS_UNWRITTEN:  # written only when set, so that
             if d["build"][key] == default:  # studies run before these keys existed still resume
                 del d["build"][key]
         return {"version": d.pop("version"), **d}
+
+    def check_device(self, device) -> None:
+        """The checks of bit-width options that need the device profile (when ``search.bits`` is unset).
+
+        Args:
+            device: The study's :class:`~autoprune.device.DeviceProfile` (``name``, ``bits``).
+
+        Raises:
+            ConfigError: a baseline below 8 bits, or ``build.activation_bits``, that the
+                study's bit-widths (``search.bits``, else the device's) cannot take.
+        """
+        bits, source = (self.search.bits, "search.bits") if self.search.bits else (device.bits, f"device {device.name}")
+        check_baseline_bits(self.search.baselines, bits, self.path, source)
+        _check_activation_bits(self.build, bits, source, device, self.path)
+
+
+# Build keys added after studies were first stored: left out of to_dict() at their defaults.
+_BUILD_DEFAULTS_UNWRITTEN = (
+    ("sparsity", "none"), ("qat_steps", 0),
+    ("activation_bits", 8), ("calibration", "minmax"), ("calibration_percentile", 99.99),
+)
+
+
+def _check_activation_bits(build: BuildSettings, bits, source: str, device, where: str) -> None:
+    """``build.activation_bits`` other than 8 only where layers below 8 bits exist; below 8, only bits the device runs."""
+    a = build.activation_bits
+    if a == 8:
+        return
+    bits = sorted(set(bits))
+    if not any(b < 8 for b in bits):
+        raise ConfigError(
+            f"{where}: build.activation_bits {a} applies only to layers below 8 bits (simulated), and the study's "
+            f"bit-widths ({source}: {bits}) have none: leave it at 8, or search a bit-width in 2..7 on a device that runs it"
+        )
+    if device is not None and a is not None and a < 8 and a not in device.bits:
+        raise ConfigError(
+            f"{where}: build.activation_bits {a} is not a bit-width device {device.name} runs ({list(device.bits)}): "
+            "use one of those below 8, 8 or more, or null (float activations)"
+        )
 
 
 def _sparsity(b: Reader) -> str:

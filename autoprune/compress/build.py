@@ -22,6 +22,7 @@ from ..plan import LayerPlan, Plan
 from ..space import SearchSpace, layer_macs
 from .onnx_export import export_onnx
 from .prune import prune_channels
+from .quantize import Calibration
 from .recover import finetune, recalibrate_bn
 from .sparsity import parse_setting, sparsify_layers
 
@@ -40,12 +41,20 @@ class BuildSettings:
         bn_batches: Batches for adaptive BatchNorm recalibration (0 disables it).
         finetune_steps: Fine-tuning steps after pruning (0 disables it).
         finetune_lr: Fine-tuning learning rate (1/10-1/100 of the original).
-        calibration_samples: Training inputs used to calibrate int8 activation ranges.
+        calibration_samples: Training inputs used to calibrate activation ranges (the int8
+            artifact's and the simulation's: the same inputs).
         seed: Seed for batch selection.
         sparsity: ``"none"``, ``"unstructured:<ratio>"`` or ``"N:M"``: weights zeroed in every
             searched layer after channel pruning (see :func:`~autoprune.compress.sparsity.parse_setting`).
         qat_steps: Quantization-aware fine-tuning steps (straight-through estimator) in the
             torch simulation of plans with layers below 8 bits; int8 artifacts are unaffected.
+        activation_bits: Bit-width of the activations into layers below 8 bits, in the
+            simulation (2-16; None leaves them in float). 8-bit layers always take 8-bit
+            activations, as the int8 artifact runs them.
+        calibration: How activation ranges are found, for the int8 artifact (onnxruntime)
+            and the simulation alike: ``"minmax"`` or ``"percentile"``.
+        calibration_percentile: For ``percentile``: the share of values kept inside the
+            range, ``(100 - it) / 2`` % cut at each end (onnxruntime's convention).
     """
 
     importance: str = "magnitude"
@@ -56,6 +65,13 @@ class BuildSettings:
     seed: int = 0
     sparsity: str = "none"
     qat_steps: int = 0
+    activation_bits: int | None = 8
+    calibration: str = "minmax"
+    calibration_percentile: float = 99.99
+
+    def calibration_inputs(self, X: np.ndarray) -> np.ndarray:
+        """The ``calibration_samples`` training inputs both the artifact and the simulation calibrate on."""
+        return X[np.random.default_rng(self.seed).permutation(len(X))[: self.calibration_samples]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +157,7 @@ def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task:
     t["export"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    calib = X[np.random.default_rng(settings.seed).permutation(len(X))[: settings.calibration_samples]]
+    calib = Calibration(settings.calibration_inputs(X), settings.calibration, settings.calibration_percentile)
     standin = {name: b for name, b in bits.items() if b not in RUNNABLE_BITS}
     qplan, qspace = int8_standin(space, bits) if standin else (plan, space)
     proto = quantize_onnx(proto, qplan, qspace, calib if any(b <= 8 for b in bits.values()) else None)

@@ -2,10 +2,12 @@
 
 onnxruntime has no kernels below 8 bits, so such plans cannot be measured here. This
 module fake-quantizes instead: weights per output channel, symmetric, to ``bits``;
-activations (each quantized layer's input) per tensor, asymmetric, to ``act_bits``, with
-ranges calibrated on training data by min-max or a percentile. Optional QAT fine-tunes
-through the rounding with a straight-through estimator. Every number computed on such a
-model is ``simulated`` (see :func:`evaluate_simulated`).
+activations (each quantized layer's input) per tensor, asymmetric: to ``act_bits`` into
+layers below 8 bits, to 8 bits into 8-bit layers (as onnxruntime's int8 kernels take them),
+with ranges calibrated on training data by min-max or a percentile (onnxruntime's
+convention, so that one setting means the same in the artifact and here). Optional QAT
+fine-tunes through the rounding with a straight-through estimator. Every number computed
+on such a model is ``simulated`` (see :func:`evaluate_simulated`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ class SimulationSettings:
     """How low precision is simulated.
 
     Args:
-        act_bits: Activation bits (None leaves activations in float).
+        act_bits: Bits of the activations into layers below 8 bits (None leaves them in
+            float); 8-bit layers always take 8-bit activations.
         calibration: ``"minmax"`` or ``"percentile"`` activation ranges.
-        percentile: Upper percentile (and 100 - it, lower) for ``percentile`` calibration.
+        percentile: For ``percentile``: the share of values kept inside the range,
+            ``(100 - percentile) / 2`` % cut at each end (as onnxruntime calibrates).
         calibration_batches: Batches of 64 used to calibrate.
         qat_steps: Quantization-aware fine-tuning steps (0: post-training only).
         qat_lr: QAT learning rate.
@@ -53,6 +57,12 @@ class SimulationSettings:
             raise ConfigError(f"simulation: calibration must be 'minmax' or 'percentile', got {self.calibration!r}")
         if self.act_bits is not None and not 2 <= self.act_bits <= 16:
             raise ConfigError(f"simulation: act_bits must be in [2, 16] or null, got {self.act_bits!r}")
+        if not 50.0 <= self.percentile <= 100.0:
+            raise ConfigError(f"simulation: percentile must be in [50, 100], got {self.percentile!r}")
+
+    def layer_act_bits(self, bits: int) -> int | None:
+        """Activation bits into a layer with ``bits``-bit weights (None: float; only for bits < 16)."""
+        return self.act_bits if bits < 8 else 8
 
 
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -99,8 +109,8 @@ class _ActQuant:
         if self.settings.calibration == "minmax":
             lo, hi = float(x.min()), float(x.max())
         else:
-            p = self.settings.percentile
-            lo, hi = (float(v) for v in np.percentile(x.numpy(), [100 - p, p]))
+            cut = (100.0 - self.settings.percentile) / 2  # per end, as onnxruntime's percentile calibrator
+            lo, hi = (float(v) for v in np.percentile(x.numpy(), [cut, 100.0 - cut]))
         self.lo, self.hi = min(lo, 0.0), max(hi, 0.0)  # zero stays exactly representable
         self.samples = []
 
@@ -114,8 +124,9 @@ def simulate(model: nn.Module, plan: Plan, space: SearchSpace, calibration_data:
              settings: SimulationSettings = SimulationSettings(), task=None, train_data=None) -> nn.Module:
     """A copy of ``model`` computing as the plan's bit-widths would (fake quantization).
 
-    Layers with bits < 32 get weight fake quantization at their bits (16 is treated as
-    exact); with ``settings.act_bits`` their inputs are fake-quantized with calibrated ranges.
+    Layers with bits < 16 get weight fake quantization at their bits (16 and 32 are treated
+    as exact) and their inputs fake-quantized with calibrated ranges: 8-bit layers' to 8
+    bits, lower layers' to ``settings.act_bits`` (left in float when it is None).
 
     Args:
         model: The (pruned) model; left untouched.
@@ -134,8 +145,9 @@ def simulate(model: nn.Module, plan: Plan, space: SearchSpace, calibration_data:
         if b >= 16:
             continue
         parametrize.register_parametrization(modules[name], "weight", _WeightQuant(b))
-        if settings.act_bits is not None:
-            hook = _ActQuant(settings.act_bits, settings)
+        act_bits = settings.layer_act_bits(b)
+        if act_bits is not None:
+            hook = _ActQuant(act_bits, settings)
             modules[name].register_forward_pre_hook(hook)
             hooks.append(hook)
     with torch.no_grad():

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..compress import Artifact, build_artifact
+from ..compress import Artifact, BuildSettings, build_artifact
 from ..compress.simulate import SimulationSettings, evaluate_simulated, simulate
 from ..compress.sparsity import packed_size, parse_setting
 from ..evaluate import evaluate_onnx
@@ -63,17 +63,40 @@ def _by_bits(layers: dict[str, int]) -> str:
     return " and ".join(f"{b}-bit layers ({', '.join(names)})" for b, names in sorted(groups.items(), reverse=True))
 
 
+def _simulation_settings(b: BuildSettings, n_calib: int) -> SimulationSettings:
+    return SimulationSettings(
+        act_bits=b.activation_bits, calibration=b.calibration, percentile=b.calibration_percentile,
+        calibration_batches=-(-n_calib // 64), qat_steps=b.qat_steps, qat_lr=b.finetune_lr, seed=b.seed,
+    )
+
+
+def _activations_how(settings: SimulationSettings, has_int8: bool, n_calib: int) -> str:
+    """What the simulation did to activations, e.g. ``"4-bit activations into the layers below 8 bits, ..."``."""
+    text = "float activations" if settings.act_bits is None else f"{settings.act_bits}-bit activations"
+    if has_int8 and settings.act_bits != 8:
+        text += " into the layers below 8 bits, 8-bit into the 8-bit layers"
+    if settings.act_bits is None and not has_int8:
+        return text  # nothing calibrated
+    ranges = "min-max ranges" if settings.calibration == "minmax" else f"percentile ranges ({settings.percentile:g} % of values kept)"
+    return f"{text} with {ranges} from {n_calib} training inputs"
+
+
 def simulated_accuracy(ctx: StudyContext, plan: Plan, artifact: Artifact) -> tuple[Metric, float]:
-    """Accuracy of ``plan`` fake-quantized in torch from the artifact's float model; and the seconds spent calibrating/QAT."""
+    """Accuracy of ``plan`` fake-quantized in torch from the artifact's float model; and the seconds spent calibrating/QAT.
+
+    Activation bits and calibration come from the study's ``build`` section; the ranges are
+    calibrated on the same training inputs as the int8 artifact's.
+    """
     b = ctx.config.build
-    settings = SimulationSettings(act_bits=8, calibration="minmax", qat_steps=b.qat_steps, qat_lr=b.finetune_lr, seed=b.seed)
     t0 = time.perf_counter()
     X, y = ctx.task.train_data()
-    sim = simulate(artifact.model, plan, ctx.space, X, settings, task=ctx.task, train_data=(X, y))
+    calib = b.calibration_inputs(X)
+    settings = _simulation_settings(b, len(calib))
+    sim = simulate(artifact.model, plan, ctx.space, calib, settings, task=ctx.task, train_data=(X, y))
     seconds = time.perf_counter() - t0
-    n_calib = min(len(X), settings.calibration_batches * 64)
+    has_int8 = 8 in ctx.space.resolve_bits(plan).values()
     label = (f"of {_by_bits(artifact.standin_bits)}, other layers as planned (weights per-channel symmetric, "
-             f"8-bit activations with min-max ranges from {n_calib} training inputs, {b.qat_steps} QAT steps) ")
+             f"{_activations_how(settings, has_int8, len(calib))}, {b.qat_steps} QAT steps) ")
     return evaluate_simulated(sim, ctx.eval_X, ctx.eval_y, ctx.task, label), seconds
 
 

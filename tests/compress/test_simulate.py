@@ -68,7 +68,7 @@ def test_percentile_calibration_clips_outliers_that_minmax_keeps(setup):
     model, x, space, X, y = setup
     X_out = X.copy()
     X_out[0, 0, 0] = 1e3  # one outlier sample
-    plan = Plan({"features.0": LayerPlan(bits=8)})
+    plan = Plan({"features.0": LayerPlan(bits=4)})
     mm = simulate(model, plan, space, X_out, SimulationSettings(act_bits=4, calibration="minmax", calibration_batches=4))
     pc = simulate(model, plan, space, X_out, SimulationSettings(act_bits=4, calibration="percentile", percentile=99.9))
     hook = lambda m: next(iter(m.features[0]._forward_pre_hooks.values()))
@@ -98,3 +98,33 @@ def test_settings_and_plans_are_checked(setup):
         simulate(model, Plan({"fc": LayerPlan(bits=4)}), space, X, SimulationSettings(qat_steps=5))
     with pytest.raises(PlanError, match=r"bits must be one of \[8, 32\]"):
         simulate(model, Plan({"fc": LayerPlan(bits=4)}), discover(model, x), X)
+
+
+def test_act_bits_apply_to_layers_below_8_bits_and_8_bit_layers_keep_8_bit_activations(setup):
+    model, x, space, X, y = setup
+    low = Plan({"re:.*": LayerPlan(bits=4)})
+    err = {a: _err(model, simulate(model, low, space, X, SimulationSettings(act_bits=a)), X) for a in (None, 8, 3, 2)}
+    assert err[None] < err[8] < err[3] < err[2]  # measurably worse as the activations get narrower
+    hooks = lambda m: [h for mod in m.modules() for h in mod._forward_pre_hooks.values()]
+    assert not hooks(simulate(model, low, space, X, SimulationSettings(act_bits=None)))  # float activations: no hooks
+    assert {h.bits for h in hooks(simulate(model, low, space, X, SimulationSettings(act_bits=3)))} == {3}
+    # 8-bit layers take 8-bit activations whatever act_bits says (as onnxruntime's int8 kernels do)
+    int8 = Plan({"re:.*": LayerPlan(bits=8)})
+    a2, a8 = (simulate(model, int8, space, X, SimulationSettings(act_bits=a)) for a in (2, 8))
+    assert {h.bits for h in hooks(a2)} == {8}
+    with torch.no_grad():
+        assert torch.equal(a2(torch.from_numpy(X)), a8(torch.from_numpy(X)))
+
+
+def test_percentile_cuts_half_of_the_rest_at_each_end_as_onnxruntime_does(setup):
+    model, x, space, X, y = setup
+    plan = Plan({"features.0": LayerPlan(bits=4)})
+    settings = SimulationSettings(act_bits=4, calibration="percentile", percentile=99.0, calibration_batches=1)
+    sim = simulate(model, plan, space, X, settings)
+    hook = next(iter(sim.features[0]._forward_pre_hooks.values()))
+    first = torch.from_numpy(X[np.random.default_rng(0).permutation(len(X))[:64]]).flatten().numpy()
+    first = first[:: max(1, first.size // 65536)]  # the same subsample the hook keeps
+    lo, hi = np.percentile(first, [0.5, 99.5])
+    assert hook.lo == pytest.approx(min(lo, 0.0)) and hook.hi == pytest.approx(max(hi, 0.0))
+    with pytest.raises(ConfigError, match=r"percentile must be in \[50, 100\]"):
+        SimulationSettings(calibration="percentile", percentile=120.0)
