@@ -27,7 +27,8 @@ from .pick import parse_pick
 from .plan import Plan
 from .study.candidate import build
 from .study.context import StudyContext, model_fingerprint, versions
-from .study.outputs import RUN_FILE, feasible
+from .study.outputs import RUN_FILE
+from .study.records import TrialRecord, records
 
 __all__ = ["load_run", "select_trial", "export_trial", "apply_plan", "ExportResult"]
 
@@ -57,32 +58,36 @@ def load_run(run_dir: str | os.PathLike) -> tuple[dict, optuna.Study]:
     return run, study
 
 
-def _values(t: optuna.trial.FrozenTrial) -> dict[str, float]:
-    return {k: m["value"] for k, m in t.user_attrs.get("metrics", {}).items()}
+def _values(r: TrialRecord) -> dict[str, float]:
+    return {k: m["value"] for k, m in r.metrics.items()}
 
 
-def select_trial(study: optuna.Study, trial: int | None = None, pick: str | None = None) -> optuna.trial.FrozenTrial:
-    """The trial numbered ``trial``, or the best feasible complete trial under the ``pick`` expression."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+def select_trial(study: optuna.Study, trial: int | None = None, pick: str | None = None) -> TrialRecord:
+    """The trial numbered ``trial``, or the best feasible complete trial under the ``pick`` expression.
+
+    Both read the numbers the run stands by: confirmed re-measurements where the
+    confirmation pass made them (:mod:`autoprune.study.records`).
+    """
+    complete = records(study)
     if (trial is None) == (pick is None):
         raise ConfigError("give exactly one of --trial N or --pick EXPR")
     if trial is not None:
-        for t in complete:
-            if t.number == trial:
-                return t
-        numbers = ", ".join(str(t.number) for t in complete) or "none"
+        for r in complete:
+            if r.number == trial:
+                return r
+        numbers = ", ".join(str(r.number) for r in complete) or "none"
         raise ConfigError(f"--trial {trial}: no complete trial with that number (complete: {numbers})")
     p = parse_pick(pick)
-    candidates = [t for t in complete if feasible(t) and p.metric in _values(t) and p.admits(_values(t))]
+    candidates = [r for r in complete if r.feasible and p.metric in _values(r) and p.admits(_values(r))]
     if not candidates:
         raise ConfigError(f"--pick {pick!r}: no complete feasible trial satisfies it")
     directions = study.directions
     objectives = study.user_attrs.get("config", {}).get("objectives", [])
 
-    def rank(t):  # the pick's metric first, then the study's objectives as tie-breakers
-        v = _values(t)
+    def rank(r):  # the pick's metric first, then the study's objectives as tie-breakers
+        v = _values(r)
         ties = tuple(v.get(o, 0.0) * (1 if d == optuna.study.StudyDirection.MAXIMIZE else -1) for o, d in zip(objectives, directions))
-        return (p.key(v), *ties, -t.number)
+        return (p.key(v), *ties, -r.number)
 
     return max(candidates, key=rank)
 
@@ -124,7 +129,8 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         ExportError: the rebuilt artifact differs from the measured one (nothing is written).
     """
     run, study = load_run(run_dir)
-    t = select_trial(study, trial, pick)
+    record = select_trial(study, trial, pick)
+    t = record.trial
     config = StudyConfig.from_dict(run["config"], f"{run_dir}/{RUN_FILE}")
     device = DeviceProfile.from_dict(study.user_attrs["device"], f"{run_dir} (device profile of the study)")
     ctx = StudyContext.prepare(config, device=device)
@@ -143,9 +149,12 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "baseline": t.user_attrs.get("baseline"),
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"file": "model.onnx", "sha256": artifact.sha256, "size_bytes": artifact.size_bytes},
-        "metrics": t.user_attrs["metrics"],
+        "metrics": record.metrics,
+        "confirmed": record.confirmed,
+        "search_metrics": record.search_metrics,
+        "confirmation": record.confirmation or None,
         "measurement": t.user_attrs.get("measurement", {}),
-        "constraints": dict(t.constraints or {}),
+        "constraints": record.constraints,
         "stage_seconds": t.user_attrs.get("stage_seconds", {}),
     }
     _write_dir(out, {
@@ -153,7 +162,7 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "model.onnx": artifact.onnx_bytes,
         "metrics.json": json.dumps(metrics, indent=2).encode(),
     })
-    return ExportResult(out, t.number, artifact.sha256, t.user_attrs["metrics"])
+    return ExportResult(out, t.number, artifact.sha256, record.metrics)
 
 
 def apply_plan(plan_path: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any]:

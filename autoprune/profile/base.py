@@ -9,9 +9,10 @@ calibrated cost model (later) predicts the same :class:`Measurement` with
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -80,6 +81,20 @@ class Profiler(abc.ABC):
         Raises:
             ProfilerError: the measurement could not be taken.
         """
+
+    @contextlib.contextmanager
+    def settings_override(self, **changes: Any) -> Iterator["Profiler"]:
+        """Measure with some ``profiler`` settings changed (e.g. ``min_duration_s``) inside the block.
+
+        Raises:
+            TypeError: a name that is not a profiler setting.
+        """
+        original = self.device
+        self.device = dataclasses.replace(original, profiler=dataclasses.replace(original.profiler, **changes))
+        try:
+            yield self
+        finally:
+            self.device = original
 
     def close(self) -> None:
         """Release sessions or connections. Safe to call twice."""

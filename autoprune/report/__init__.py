@@ -7,7 +7,7 @@ serves it on 127.0.0.1, regenerated on every reload.
 
 from .data import Pair, ReportData, TrialPoint, build_report_data, layer_rows, plan_summary
 from .page import render_html
-from .pareto import hypervolume, hypervolume_history, non_dominated, reference_point
+from ..pareto import hypervolume, hypervolume_history, non_dominated, reference_point
 from .sections import Section, register_section
 from .source import RunSource, open_run
 from .write import report_html, write_report

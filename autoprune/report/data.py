@@ -19,10 +19,10 @@ from typing import Any
 import optuna
 
 from ..metrics import OBJECTIVE_DIRECTIONS
-from ..study import front_trials
-from ..study.outputs import feasible
+from ..study.outputs import feasible, front_records
+from ..study.records import TrialRecord, records
 from .facts import run_facts
-from .pareto import hypervolume_history, non_dominated, reference_point, to_minimization
+from ..pareto import hypervolume_history, non_dominated, reference_point, to_minimization
 from .sections import collect_sections
 from .source import RunSource
 
@@ -43,7 +43,7 @@ class TrialPoint:
         baseline: Baseline label (``"dense-fp32"``, ``"uniform-0.5"``, ...) or ``None`` if searched.
         feasible: All constraints hold.
         on_front: On the study's Pareto front (feasible, non-dominated in the study objectives).
-        metrics: ``{name: {value, unit, source, how}}`` as the trial stored them.
+        metrics: ``{name: {value, unit, source, how}}``: the confirmation pass's where it re-measured the trial, else the search's.
         constraints: ``{name: value}``, feasible when every value is <= 0.
         plan_summary: One line summarising the plan.
         layers: Per-layer rows in model order (see :func:`layer_rows`).
@@ -193,18 +193,19 @@ def _iso(t: dt.datetime | None) -> str | None:
     return t.isoformat(timespec="seconds") if t else None
 
 
-def _trial_point(t: optuna.trial.FrozenTrial, front: set[int], space: dict[str, Any], run_dir: str) -> TrialPoint:
+def _trial_point(r: TrialRecord, front: set[int], space: dict[str, Any], run_dir: str) -> TrialPoint:
+    t = r.trial
     ua = t.user_attrs
-    metrics = ua.get("metrics", {})
+    metrics = r.metrics
     ordered = {k: metrics[k] for k in METRIC_ORDER if k in metrics} | {k: v for k, v in metrics.items() if k not in METRIC_ORDER}
     plan = ua.get("plan", {})
     return TrialPoint(
         number=t.number,
         baseline=ua.get("baseline"),
-        feasible=feasible(t),
+        feasible=r.feasible,
         on_front=t.number in front,
         metrics=ordered,
-        constraints=dict(t.constraints or {}),
+        constraints=r.constraints,
         plan_summary=plan_summary(plan),
         layers=layer_rows(plan, space, ua.get("channels")),
         export=export_command(run_dir, t.number),
@@ -285,8 +286,9 @@ def build_report_data(source: RunSource) -> ReportData:
     if len(names) != len(study.directions):
         names = [f"objective {i}" for i in range(len(study.directions))]
     space = study.user_attrs.get("space", {})
-    front = {t.number for t in front_trials(study)}
-    points = [_trial_point(t, front, space, str(source.run_dir)) for t in complete]
+    recs = records(study, trials=complete)
+    front = {r.number for r in front_records(study, recs)}
+    points = [_trial_point(r, front, space, str(source.run_dir)) for r in recs]
     failed = [
         {"number": t.number, "state": t.state.name, "reason": t.user_attrs.get("fail_reason", "")}
         for t in trials

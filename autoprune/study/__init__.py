@@ -2,7 +2,7 @@
 
 from .candidate import CandidateResult, build, measure
 from .context import StudyContext
-from .outputs import front_trials, write_outputs
+from .outputs import front_records, front_trials, write_outputs
 from .runner import StudyResult, open_storage, run_study
 
-__all__ = ["run_study", "StudyResult", "StudyContext", "CandidateResult", "build", "measure", "front_trials", "write_outputs", "open_storage"]
+__all__ = ["run_study", "StudyResult", "StudyContext", "CandidateResult", "build", "measure", "front_trials", "front_records", "write_outputs", "open_storage"]

@@ -100,7 +100,8 @@ def simulated_accuracy(ctx: StudyContext, plan: Plan, artifact: Artifact) -> tup
     return evaluate_simulated(sim, ctx.eval_X, ctx.eval_y, ctx.task, label), seconds
 
 
-def _note(m: Metric, standin: dict[str, int]) -> Metric:
+def standin_note(m: Metric, standin: dict[str, int]) -> Metric:
+    """``m`` with its ``how`` saying it was measured on the int8 stand-in of the low-bit layers."""
     return dataclasses.replace(m, how=f"{m.how}; measured on the int8 stand-in of {_by_bits(standin)}")
 
 
@@ -144,5 +145,5 @@ def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifac
     if standin:
         for name in ("latency_ms", "latency_p90_ms", "energy_mj"):
             if name in metrics:
-                metrics[name] = _note(metrics[name], standin)
+                metrics[name] = standin_note(metrics[name], standin)
     return CandidateResult(plan, artifact, metrics, measurement, stages)

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import optuna
 
+from ..config import Constraints
 from ..exceptions import AutopruneError, CandidateError, ProfilerError
 from ..profile import Profiler
 from .candidate import measure
 from .context import StudyContext
 
-__all__ = ["Objective", "CANDIDATE_ERRORS"]
+__all__ = ["Objective", "CANDIDATE_ERRORS", "constraint_values"]
 
 # Failures of one candidate: the trial fails with the reason, the study goes on.
 CANDIDATE_ERRORS = (CandidateError, ProfilerError)
+
+
+def constraint_values(constraints: Constraints, values: dict[str, float], dense_accuracy: float | None) -> dict[str, float]:
+    """Named constraint values for metric ``values``, feasible when <= 0 (Optuna's convention).
+
+    A budget on a metric the candidate lacks (e.g. energy with no meter and no power figure)
+    is infinitely violated.
+    """
+    out = {}
+    if constraints.max_accuracy_drop is not None and dense_accuracy is not None:
+        out["max_accuracy_drop"] = (dense_accuracy - values["accuracy"]) - constraints.max_accuracy_drop
+    for name in ("latency_ms", "energy_mj", "size_kb"):
+        budget = getattr(constraints, name)
+        if budget is not None:
+            out[name] = values[name] - budget if name in values else float("inf")
+    return out
 
 
 class Objective:
@@ -24,16 +41,9 @@ class Objective:
         self.dense_accuracy = dense_accuracy
 
     def constraints(self, metrics: dict) -> dict[str, float]:
-        """Named constraint values, feasible when <= 0 (Optuna's convention)."""
-        c = self.ctx.config.constraints
-        out = {}
-        if c.max_accuracy_drop is not None and self.dense_accuracy is not None:
-            out["max_accuracy_drop"] = (self.dense_accuracy - metrics["accuracy"].value) - c.max_accuracy_drop
-        for name in ("latency_ms", "energy_mj", "size_kb"):
-            budget = getattr(c, name)
-            if budget is not None:
-                out[name] = metrics[name].value - budget if name in metrics else float("inf")
-        return out
+        """Named constraint values of a candidate's metrics (see :func:`constraint_values`)."""
+        values = {k: m.value for k, m in metrics.items()}
+        return constraint_values(self.ctx.config.constraints, values, self.dense_accuracy)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         plan = self.ctx.space.suggest(trial)

@@ -1,4 +1,4 @@
-"""Running a study: prepare once, resume what exists, enqueue baselines, optimise, write outputs."""
+"""Running a study: prepare once, resume what exists, enqueue baselines, optimise, confirm the front, write outputs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ..exceptions import ConfigError
 from ..metrics import OBJECTIVE_DIRECTIONS
 from ..profile import Profiler, make_profiler
 from ..baselines import baseline_params
+from .confirm import confirm_front, needs_confirmation
 from .context import StudyContext
 from .objective import CANDIDATE_ERRORS, Objective
 from .outputs import RUN_FILE, write_outputs
@@ -137,20 +138,24 @@ def run_study(
         bar(study, trial)
         write_outputs(study, out, list(config.objectives))
 
-    if remaining:
-        log(f"study {config.name}: {remaining} trial(s) to run ({done} done) on device {ctx.device.name}; outputs in {out}")
-        try:
-            study.optimize(
-                Objective(ctx, profiler, dense_accuracy),
-                n_trials=remaining,
-                timeout=config.search.timeout_s,
-                catch=CANDIDATE_ERRORS,
-                callbacks=[after_trial],
-            )
-        finally:
+    try:
+        if remaining:
+            log(f"study {config.name}: {remaining} trial(s) to run ({done} done) on device {ctx.device.name}; outputs in {out}")
+            try:
+                study.optimize(
+                    Objective(ctx, profiler, dense_accuracy),
+                    n_trials=remaining,
+                    timeout=config.search.timeout_s,
+                    catch=CANDIDATE_ERRORS,
+                    callbacks=[after_trial],
+                )
+            finally:
+                bar.close()
+        else:
             bar.close()
-            profiler.close()
-    else:
-        bar.close()
-        log(f"study {config.name}: all {config.search.n_trials} trials already done in {out}")
+            log(f"study {config.name}: all {config.search.n_trials} trials already done in {out}")
+        if needs_confirmation(study, ctx):
+            confirm_front(study, ctx, profiler, log)
+    finally:
+        profiler.close()
     return StudyResult(study, out, write_outputs(study, out, list(config.objectives)))

@@ -6,7 +6,7 @@ import random
 import optuna
 import pytest
 
-from autoprune.report.pareto import hypervolume, hypervolume_history, non_dominated, reference_point, to_minimization
+from autoprune.pareto import hypervolume, hypervolume_history, non_dominated, reference_point, to_minimization
 
 
 def test_to_minimization_negates_maximised_objectives():

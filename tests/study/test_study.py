@@ -12,6 +12,7 @@ import pytest
 from autoprune.exceptions import ConfigError, ProfilerError
 from autoprune.profile import LocalProfiler, Profiler
 from autoprune.study import run_study
+from autoprune.study.records import records
 
 
 def test_baselines_are_labelled_and_complete(tiny_run):
@@ -43,16 +44,18 @@ def test_outputs_front_and_csv(tiny_run):
     front = json.loads((out / "front.json").read_text())
     assert front["points"], "front is empty"
     numbers = {p["number"] for p in front["points"]}
-    complete = {t.number: t for t in tiny_run.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    complete = {r.number: r for r in records(tiny_run.study)}  # confirmed numbers where re-measured
     assert numbers <= set(complete)
     # non-dominated: no complete feasible trial is at least as good on both objectives and better on one
     for p in front["points"]:
         a, l = p["values"]["accuracy"], p["values"]["latency_ms"]
-        for t in complete.values():
-            if all(v <= 0 for v in t.constraints.values()):
-                ta, tl = t.values
-                assert not (ta >= a and tl <= l and (ta > a or tl < l)), (p["number"], t.number)
+        assert (a, l) == complete[p["number"]].values(["accuracy", "latency_ms"])
+        for r in complete.values():
+            if r.feasible:
+                ta, tl = r.values(["accuracy", "latency_ms"])
+                assert not (ta >= a and tl <= l and (ta > a or tl < l)), (p["number"], r.number)
         assert p["plan"] and p["sha256"] and p["metrics"]["latency_ms"]["source"] == "measured"
+        assert p["confirmed"], f"front point {p['number']} was not confirmed"
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert len(rows) == len(tiny_run.study.trials)
     assert {"number", "state", "baseline", "accuracy", "accuracy_source", "latency_ms", "plan"} <= set(rows[0])

@@ -1,4 +1,4 @@
-"""Pareto fronts and hypervolume as plain numbers, for the report.
+"""Pareto fronts and hypervolume as plain numbers, for the study's front and the report.
 
 Optuna 5 exposes hypervolume only through a plotly figure
 (``optuna.visualization.plot_hypervolume_history``) and a private module, so the

@@ -1,0 +1,254 @@
+"""The confirmation pass: re-measure the front after the search, interleaved, before it counts.
+
+Each trial is timed once, in one window. On a machine whose speed drifts (other tenants,
+frequency changes) a trial timed in a fast moment looks faster than it is, and that
+trial is the one most likely to land on the front: the front is biased optimistic (the
+winner's curse). The pass removes the bias where it matters:
+
+1. select every feasible trial within ``margin`` of the front's re-measured costs
+   (latency, energy), and the dense-fp32 baseline (the reference of every speed-up);
+2. rebuild each artifact from its plan and check it is byte-identical to the measured one;
+3. measure all of them in ``rounds`` rounds, round-robin (alternating order), so that slow
+   and fast moments hit them alike; a trial's latency becomes the median of its round
+   medians, its p90 the median of its round p90s, its energy likewise (or the device's
+   estimate from the confirmed latency);
+4. recompute constraints and the front; trials that join the front unconfirmed are
+   confirmed in turn, until every front point is.
+
+Results go to the study's user attrs (:data:`~autoprune.study.records.CONFIRMATION_ATTR`),
+read back through :func:`~autoprune.study.records.records`. A profiler that does not
+measure (a cost model) has nothing to confirm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+
+from ..config import ConfirmSettings
+from ..exceptions import AutopruneError, ProfilerError
+from ..metrics import Metric
+from ..plan import Plan
+from ..profile import Measurement, Profiler, estimate_energy
+from .candidate import build, standin_note
+from .context import StudyContext
+from .objective import constraint_values
+from .records import CONFIRMATION_ATTR, TrialRecord, objective_names, pareto_front, records, with_confirmations
+
+__all__ = ["confirm_front", "REMEASURED", "needs_confirmation"]
+
+# Metrics a re-measurement replaces; the rest (accuracy, size, MACs) do not depend on timing.
+REMEASURED = ("latency_ms", "latency_p90_ms", "energy_mj")
+_COSTS = ("latency_ms", "energy_mj")
+_MAX_PASSES = 5
+
+
+def _confirms_anything(ctx: StudyContext, objectives: list[str]) -> bool:
+    c = ctx.config.constraints
+    return any(o in _COSTS for o in objectives) or c.latency_ms is not None or c.energy_mj is not None
+
+
+def needs_confirmation(study: optuna.Study, ctx: StudyContext) -> bool:
+    """The pass is on, has something to confirm, and has not yet run over the current trials."""
+    settings = ctx.config.confirm
+    if settings.rounds == 0 or not _confirms_anything(ctx, objective_names(study)):
+        return False
+    doc = study.user_attrs.get(CONFIRMATION_ATTR) or {}
+    n_complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    return doc.get("settings") != dataclasses.asdict(settings) or doc.get("n_complete") != n_complete
+
+
+def _near_front(recs: list[TrialRecord], ctx: StudyContext, objectives: list[str], directions: list[str], margin: float) -> list[TrialRecord]:
+    """Records that could be on the front if their re-measured costs were ``margin`` lower."""
+    budgets = {n: getattr(ctx.config.constraints, n) for n in _COSTS}
+
+    def optimistic(r: TrialRecord) -> TrialRecord:
+        metrics = {k: ({**m, "value": m["value"] * (1 - margin)} if k in _COSTS else m) for k, m in r.metrics.items()}
+        constraints = dict(r.constraints)
+        for n, budget in budgets.items():
+            if budget is not None and n in metrics:
+                constraints[n] = metrics[n]["value"] - budget
+        return dataclasses.replace(r, metrics=metrics, constraints=constraints)
+
+    out = []
+    others = [r for r in recs if r.feasible]
+    for r in recs:
+        o = optimistic(r)
+        if o.feasible and any(f.number == r.number for f in pareto_front([o, *(x for x in others if x.number != r.number)], objectives, directions)):
+            out.append(r)
+    return out
+
+
+def _median_metric(name: str, rounds: list[Measurement], search: dict[str, Any] | None, n_others: int, settings: dict[str, Any]) -> Metric:
+    unit = "ms"
+    if name == "latency_ms":
+        values = [m.latency_ms.value for m in rounds]
+        what = "round medians"
+    else:
+        values = [m.latency["p90_ms"] for m in rounds]
+        what = "round 90th percentiles"
+    value = statistics.median(values)
+    searched = f"; the search measured {search['value']:.4g} ms" if search else ""
+    how = (
+        f"confirmation pass: median of {len(values)} {what} ({min(values):.4g}-{max(values):.4g} ms), each round "
+        f">= {settings.get('repetitions')} runs in a >= {settings.get('min_duration_s')}-s window, "
+        f"round-robin with {n_others} other trial(s) after the search{searched}"
+    )
+    return Metric(value, unit, rounds[0].latency_ms.source, how)
+
+
+def _energy(rounds: list[Measurement], latency: Metric, ctx: StudyContext) -> Metric | None:
+    readings = [m.energy_mj for m in rounds if m.energy_mj is not None]
+    if not readings:
+        return None
+    if all(e.source == "estimated" for e in readings):
+        est = estimate_energy(latency.value, ctx.device)
+        return dataclasses.replace(est, how=est.how.replace("measured median latency", "confirmed median latency")) if est else None
+    value = statistics.median(e.value for e in readings)
+    return Metric(value, readings[0].unit, readings[0].source, f"confirmation pass: median of {len(readings)} rounds of: {readings[0].how}")
+
+
+def _confirmed_metrics(r: TrialRecord, rounds: list[Measurement], ctx: StudyContext, n_others: int, standin: dict[str, int]) -> dict[str, Metric]:
+    search = r.trial.user_attrs.get("metrics", {})
+    settings = rounds[0].settings
+    latency = _median_metric("latency_ms", rounds, search.get("latency_ms"), n_others, settings)
+    out = {"latency_ms": latency, "latency_p90_ms": _median_metric("latency_p90_ms", rounds, None, n_others, settings)}
+    energy = _energy(rounds, latency, ctx)
+    if energy is not None:
+        out["energy_mj"] = energy
+    if standin:
+        out = {k: standin_note(m, standin) for k, m in out.items()}
+    return out
+
+
+class _Pass:
+    """One confirmation pass over a study (state shared by its selection rounds)."""
+
+    def __init__(self, study: optuna.Study, ctx: StudyContext, profiler: Profiler, settings: ConfirmSettings,
+                 log: Callable[[str], None]) -> None:
+        self.study, self.ctx, self.profiler, self.settings, self.log = study, ctx, profiler, settings, log
+        self.objectives = objective_names(study)
+        self.directions = [d.name.lower() for d in study.directions]
+        self.dense_accuracy = (study.user_attrs.get("dense") or {}).get("accuracy", {}).get("value")
+        self.base = records(study, confirmed=False)
+        self.confirmed: dict[str, dict[str, Any]] = {}
+        self.failed: dict[str, str] = {}
+        self.not_measured = False
+
+    def current(self) -> list[TrialRecord]:
+        return with_confirmations(self.base, self.confirmed)
+
+    def first_selection(self) -> list[TrialRecord]:
+        chosen = {r.number: r for r in _near_front(self.base, self.ctx, self.objectives, self.directions, self.settings.margin)}
+        for r in self.base:
+            if r.baseline == "dense-fp32":
+                chosen.setdefault(r.number, r)
+        return sorted(chosen.values(), key=lambda r: r.number)
+
+    def build_all(self, todo: list[TrialRecord], tmp: Path) -> list[tuple[TrialRecord, Path, dict[str, int]]]:
+        built = []
+        for r in todo:
+            try:
+                plan = Plan.from_dict({"layers": r.trial.user_attrs["plan"]}, f"trial {r.number} plan")
+                artifact = build(self.ctx, plan)
+            except AutopruneError as e:
+                self.failed[str(r.number)] = f"rebuild failed: {e}"
+                continue
+            if artifact.sha256 != r.trial.user_attrs.get("sha256"):
+                self.failed[str(r.number)] = (f"rebuilt artifact differs (sha256 {artifact.sha256[:12]} vs measured "
+                                              f"{str(r.trial.user_attrs.get('sha256'))[:12]}): not re-measured")
+                continue
+            path = tmp / f"trial-{r.number}.onnx"
+            path.write_bytes(artifact.onnx_bytes)
+            built.append((r, path, dict(artifact.standin_bits)))
+        return built
+
+    def measure_all(self, built: list[tuple[TrialRecord, Path, dict[str, int]]]) -> None:
+        rounds: dict[int, list[Measurement]] = {r.number: [] for r, _, _ in built}
+        live = list(built)
+        overrides = {} if self.settings.min_duration_s is None else {"min_duration_s": self.settings.min_duration_s}
+        with self.profiler.settings_override(**overrides):
+            for k in range(self.settings.rounds):
+                for r, path, _ in (live if k % 2 == 0 else live[::-1]):
+                    try:
+                        rounds[r.number].append(self.profiler.measure(path))
+                    except ProfilerError as e:
+                        self.failed[str(r.number)] = f"re-measurement failed: {e}"
+                live = [b for b in live if str(b[0].number) not in self.failed]
+        for r, _, standin in live:
+            ms = rounds[r.number]
+            if ms[0].latency_ms.source != "measured":
+                self.not_measured = True
+                return
+            metrics = _confirmed_metrics(r, ms, self.ctx, len(built) - 1, standin)
+            values = {**{k: m["value"] for k, m in r.trial.user_attrs.get("metrics", {}).items()}, **{k: m.value for k, m in metrics.items()}}
+            changed = constraint_values(self.ctx.config.constraints, values, self.dense_accuracy)
+            medians = [m.latency_ms.value for m in ms]
+            self.confirmed[str(r.number)] = {
+                "sha256": r.trial.user_attrs.get("sha256"),
+                "metrics": {k: m.to_dict() for k, m in metrics.items()},
+                "constraints": {k: v for k, v in changed.items() if k in _COSTS},
+                "round_medians_ms": [round(v, 6) for v in medians],
+                "round_cv": statistics.stdev(medians) / statistics.mean(medians) if len(medians) > 1 and statistics.mean(medians) > 0 else 0.0,
+            }
+
+
+def confirm_front(study: optuna.Study, ctx: StudyContext, profiler: Profiler, log: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """Run the confirmation pass over ``study`` and store it; returns the stored document (None: nothing to do).
+
+    Args:
+        study: A study whose trials were measured by ``profiler``'s device.
+        ctx: The prepared study context (rebuilds the artifacts).
+        profiler: Measures the rebuilt artifacts.
+        log: Progress lines (default: none).
+    """
+    log = log or (lambda msg: None)
+    settings = ctx.config.confirm
+    objectives = objective_names(study)
+    if settings.rounds == 0 or not _confirms_anything(ctx, objectives):
+        return None
+    started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+    p = _Pass(study, ctx, profiler, settings, log)
+    todo = p.first_selection()
+    passes = 0
+    with tempfile.TemporaryDirectory(prefix="autoprune-confirm-") as tmp:
+        while todo and passes < _MAX_PASSES and not p.not_measured:
+            passes += 1
+            log(f"confirming {len(todo)} trial(s) near the front: {settings.rounds} round-robin rounds"
+                + (f" of >= {settings.min_duration_s:g} s each" if settings.min_duration_s is not None else ""))
+            p.measure_all(p.build_all(todo, Path(tmp)))
+            front = pareto_front(p.current(), objectives, p.directions)
+            todo = [r for r in front if str(r.number) not in p.confirmed and str(r.number) not in p.failed]
+    if p.not_measured:
+        log("confirmation: the profiler does not measure (modelled numbers); nothing to confirm")
+        return None
+    front = pareto_front(p.current(), objectives, p.directions)
+    doc = {
+        "settings": dataclasses.asdict(settings),
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "passes": passes,
+        "n_complete": len(p.base),
+        "complete": all(r.confirmed for r in front),
+        "trials": p.confirmed,
+        "failed": p.failed,
+    }
+    study.set_user_attr(CONFIRMATION_ATTR, doc)
+    changes = [
+        (float(e["metrics"]["latency_ms"]["value"]) / r.trial.user_attrs["metrics"]["latency_ms"]["value"] - 1) * 100
+        for r in p.base if (e := p.confirmed.get(str(r.number))) and "latency_ms" in r.trial.user_attrs.get("metrics", {})
+    ]
+    summary = f"confirmation: {len(p.confirmed)} trial(s) re-measured in {doc['seconds']:.0f} s"
+    if changes:
+        summary += f"; latency vs the search: median {statistics.median(changes):+.1f} % ({min(changes):+.1f} % to {max(changes):+.1f} %)"
+    if p.failed:
+        summary += f"; {len(p.failed)} not confirmed (see front.json)"
+    log(summary)
+    return doc
