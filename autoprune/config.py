@@ -36,8 +36,8 @@
       qat_steps: 0                  # QAT steps in the simulation of layers below 8 bits
       activation_bits: 8            # activations into layers below 8 bits (simulated): 2-16, null = float
     confirm:                        # after the search, re-measure the front (see below)
-      rounds: 5                     # 0 turns the confirmation pass off
-      min_duration_s: 0.5           # timed window per round; default: the device profile's
+      rounds: 10                    # 0 turns the confirmation pass off
+      min_duration_s: 0.25          # timed window per round; null: the device profile's
       margin: 0.1                   # also re-measure trials within 10 % of the front's costs
     storage: null                   # any Optuna storage URL; default sqlite in the run dir
 
@@ -45,9 +45,12 @@
 moment of a noisy machine looks faster than it is, and is the one most likely to land on
 the front. After the search, every front trial (and every trial within ``margin`` of the
 front's costs, and the dense-fp32 baseline) is rebuilt, checked byte-identical, and
-re-measured in ``rounds`` interleaved rounds; its latency and energy become the median of
-the rounds (``how`` says so), and the front is recomputed until every point on it is
-confirmed. The search's own numbers stay in the Optuna trials.
+re-measured in ``rounds`` interleaved rounds, so each trial's rounds are spread over the
+whole pass; its latency and energy become the 10 %-trimmed mean of the round medians
+(``how`` says so: a shared machine's speed is bimodal for seconds at a time, and a mean
+over rounds averages the modes where a median of a few rounds jumps between them), and
+the front is recomputed until every point on it is confirmed. Many short rounds beat a few
+long ones. The search's own numbers stay in the Optuna trials.
 
 Bit-widths below 8 (when the device profile lists them) are built as int8 stand-ins:
 latency is measured on the stand-in, accuracy is ``simulated`` in torch (QAT with
@@ -117,8 +120,8 @@ class SearchSettings:
 class ConfirmSettings:
     """The confirmation pass after the search (``rounds: 0`` turns it off)."""
 
-    rounds: int = 5
-    min_duration_s: float | None = 0.5
+    rounds: int = 10
+    min_duration_s: float | None = 0.25
     margin: float = 0.1
 
 

@@ -36,13 +36,15 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-quickstart"))
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quickstart"))
     ap.add_argument("--recheck-only", action="store_true", help="skip the study; re-check the front of an existing --out run")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved latency re-measurement rounds per front trial")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved latency re-measurement rounds per front trial (as the confirmation pass)")
     args = ap.parse_args()
 
     from autoprune import tasks
     from autoprune.device import load_device_profile
     from autoprune.export import export_trial, load_run
     from autoprune.profile import LocalProfiler
+    from autoprune.study.confirm import across_rounds
+    from autoprune.study.records import records
 
     out = Path(args.out)
     wall = None
@@ -62,9 +64,10 @@ def main() -> int:
         for k, v in t.user_attrs["stage_seconds"].items():
             stages.setdefault(k, []).append(v)
     front = json.loads((out / "front.json").read_text())
-    dense = next(t for t in complete if t.user_attrs.get("baseline") == "dense-fp32")
-    dense_acc = dense.user_attrs["metrics"]["accuracy"]["value"]
-    dense_lat = dense.user_attrs["metrics"]["latency_ms"]["value"]
+    # The numbers the run stands by: the confirmation pass's re-measurements where it made them.
+    dense = next(r for r in records(study) if r.baseline == "dense-fp32")
+    dense_acc, dense_lat = dense.value("accuracy"), dense.value("latency_ms")
+    confirmation = study.user_attrs.get("confirmation") or {}
     near = [p for p in front["points"] if p["metrics"]["accuracy"]["value"] >= dense_acc - 0.01]
     best = min(near, key=lambda p: p["metrics"]["latency_ms"]["value"]) if near else None
 
@@ -81,17 +84,22 @@ def main() -> int:
                        "latency_reported_ms": p["metrics"]["latency_ms"]["value"]})
     # The dense-fp32 baseline is re-measured alongside as a reference for machine drift.
     ref = export_trial(out, out / "export" / f"trial-{dense.number}", trial=dense.number).out_dir / "model.onnx"
-    # Re-measure in interleaved rounds (every front model once per round) so a burst of load
-    # on this shared machine hits all models alike; the median over rounds is compared.
+    # Re-measure as the confirmation pass measured: interleaved rounds (every model once per
+    # round, alternating order) of the same window, summarised the same way (trimmed mean of
+    # the round medians), so the check repeats the protocol that produced the reported number.
+    window = run["config"].get("confirm", {}).get("min_duration_s")
     again: dict[int, list[float]] = {c["trial"]: [] for c in checks}
     ref_again = []
-    for _ in range(args.rounds):
-        ref_again.append(profiler.measure(ref).latency_ms.value)
-        for c in checks:
-            again[c["trial"]].append(profiler.measure(paths[c["trial"]]).latency_ms.value)
-    drift = float(np.median(ref_again)) / dense_lat
+    with profiler.settings_override(**({} if window is None else {"min_duration_s": window})):
+        for k in range(args.rounds):
+            order = [(None, ref)] + [(c["trial"], paths[c["trial"]]) for c in checks]
+            for number, path in (order if k % 2 == 0 else order[::-1]):
+                v = profiler.measure(path).latency_ms.value
+                (ref_again if number is None else again[number]).append(v)
+    drift = across_rounds(ref_again) / dense_lat
     for c in checks:
-        c["latency_remeasured_ms"] = float(np.median(again[c["trial"]]))
+        c["latency_remeasured_ms"] = across_rounds(again[c["trial"]])
+        c["latency_remeasured_median_of_rounds_ms"] = float(np.median(again[c["trial"]]))
         c["latency_ratio"] = c["latency_remeasured_ms"] / c["latency_reported_ms"]
         c["latency_ratio_drift_corrected"] = c["latency_ratio"] / drift
     # How steady is this machine? One model, one session, consecutive windows of the profile's length.
@@ -110,6 +118,9 @@ def main() -> int:
         "trials_total": len(study.trials),
         "trials_per_minute": len(study.trials) / study_minutes,
         "front_size": len(front["points"]),
+        "front_confirmed": sum(bool(p.get("confirmed")) for p in front["points"]),
+        "confirmation_seconds": confirmation.get("seconds"),
+        "confirmation_trials": len(confirmation.get("trials", {})),
         "stage_median_seconds": {k: float(np.median(v)) for k, v in stages.items()},
         "stage_total_share": {k: float(np.sum(v) / sum(map(np.sum, stages.values()))) for k, v in stages.items()},
         "dense_fp32": {"accuracy": dense_acc, "latency_ms": dense_lat},
@@ -124,23 +135,27 @@ def main() -> int:
     lines = [
         "autoprune quickstart benchmark (all numbers measured on this machine; energy is not part of it)",
         f"study wall time (incl. process start and any dense-model training): {wall:.0f} s" if wall else "study: existing run (re-check only)",
-        f"trials: {doc['trials_complete']} complete of {doc['trials_total']}, {doc['trials_per_minute']:.1f} trials/min, front size {doc['front_size']}",
+        f"trials: {doc['trials_complete']} complete of {doc['trials_total']}, {doc['trials_per_minute']:.1f} trials/min (search only), front size {doc['front_size']}",
+        f"confirmation pass: {doc['confirmation_trials']} trial(s) re-measured in {doc['confirmation_seconds'] or 0:.0f} s; "
+        f"{doc['front_confirmed']} of {doc['front_size']} front points confirmed",
         "per-stage median seconds per trial (share of candidate time):",
         *[f"  {k:17s} {doc['stage_median_seconds'][k]:7.3f} s  ({100 * doc['stage_total_share'][k]:4.1f} %)" for k in stages],
-        f"dense fp32: accuracy {dense_acc:.4f}, latency {dense_lat:.3f} ms",
+        f"dense fp32: accuracy {dense_acc:.4f}, latency {dense_lat:.3f} ms ({'confirmed' if dense.confirmed else 'search measurement'})",
     ]
     if best:
         b = doc["best_within_1pt"]
         lines.append(f"best front point within 1 accuracy point: trial {b['trial']}, accuracy {b['accuracy']:.4f}, "
                      f"latency {b['latency_ms']:.3f} ms -> {b['speedup_vs_dense_fp32']:.2f}x faster than dense fp32")
-    lines.append(f"front trials exported and re-checked (accuracy: fresh onnxruntime session on the eval split; latency: median of {args.rounds} "
-                 f"interleaved re-measurements; machine load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}):")
+    lines.append(f"front trials exported and re-checked (accuracy: fresh onnxruntime session on the eval split; latency: {args.rounds} "
+                 f"interleaved rounds of {window if window is not None else s.min_duration_s:g} s windows, trimmed mean of the round medians, "
+                 f"as the confirmation pass; machine load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}):")
     for c in checks:
         lines.append(f"  trial {c['trial']:3d}: accuracy {c['accuracy_reported']:.4f} -> {c['accuracy_rerun']:.4f} "
                      f"({'identical' if c['accuracy_rerun'] == c['accuracy_reported'] else 'DIFFERENT'}), "
                      f"latency {c['latency_reported_ms']:.3f} -> {c['latency_remeasured_ms']:.3f} ms ({100 * (c['latency_ratio'] - 1):+.1f} %; "
-                     f"{100 * (c['latency_ratio_drift_corrected'] - 1):+.1f} % after the reference's drift)")
-    lines.append(f"machine drift: dense fp32 re-measured {np.median(ref_again):.3f} ms vs {dense_lat:.3f} ms in the study ({100 * (drift - 1):+.1f} %)")
+                     f"{100 * (c['latency_ratio_drift_corrected'] - 1):+.1f} % after the reference's drift; median of rounds "
+                     f"{c['latency_remeasured_median_of_rounds_ms']:.3f} ms)")
+    lines.append(f"machine drift: dense fp32 re-measured {across_rounds(ref_again):.3f} ms vs {dense_lat:.3f} ms in the study ({100 * (drift - 1):+.1f} %)")
     lines.append(f"machine steadiness: trial {checks[0]['trial']}'s model, one session, 10 consecutive {s.min_duration_s:g}-s windows: "
                  f"medians {min(steady):.3f}-{max(steady):.3f} ms (CV {100 * np.std(steady) / np.mean(steady):.1f} %)")
     text = "\n".join(lines)

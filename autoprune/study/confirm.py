@@ -9,9 +9,12 @@ winner's curse). The pass removes the bias where it matters:
    (latency, energy), and the dense-fp32 baseline (the reference of every speed-up);
 2. rebuild each artifact from its plan and check it is byte-identical to the measured one;
 3. measure all of them in ``rounds`` rounds, round-robin (alternating order), so that slow
-   and fast moments hit them alike; a trial's latency becomes the median of its round
-   medians, its p90 the median of its round p90s, its energy likewise (or the device's
-   estimate from the confirmed latency);
+   and fast moments hit them alike and each trial's rounds are spread over the whole pass;
+   a trial's latency becomes the 10 %-trimmed mean of its round medians, its p90 that of its
+   round p90s, its energy likewise (or the device's estimate from the confirmed latency).
+   A mean across rounds, not a median: on a shared machine the speed is bimodal (another
+   tenant on the same core or not, for seconds at a time), and a median of a handful of
+   rounds jumps between the two modes where a mean averages them;
 4. recompute constraints and the front; trials that join the front unconfirmed are
    confirmed in turn, until every front point is.
 
@@ -42,12 +45,14 @@ from .context import StudyContext
 from .objective import constraint_values
 from .records import CONFIRMATION_ATTR, TrialRecord, objective_names, pareto_front, records, with_confirmations
 
-__all__ = ["confirm_front", "REMEASURED", "needs_confirmation"]
+__all__ = ["confirm_front", "REMEASURED", "needs_confirmation", "across_rounds"]
 
 # Metrics a re-measurement replaces; the rest (accuracy, size, MACs) do not depend on timing.
 REMEASURED = ("latency_ms", "latency_p90_ms", "energy_mj")
 _COSTS = ("latency_ms", "energy_mj")
 _MAX_PASSES = 5
+TRIM = 0.1  # fraction cut from each end of the sorted round values (one of each end at 10 rounds)
+_MEAN = f"{TRIM:.0%}-trimmed mean"
 
 
 def _confirms_anything(ctx: StudyContext, objectives: list[str]) -> bool:
@@ -86,22 +91,31 @@ def _near_front(recs: list[TrialRecord], ctx: StudyContext, objectives: list[str
     return out
 
 
-def _median_metric(name: str, rounds: list[Measurement], search: dict[str, Any] | None, n_others: int, settings: dict[str, Any]) -> Metric:
-    unit = "ms"
+def across_rounds(values: list[float]) -> float:
+    """The confirmed value of per-round statistics: their 10 %-trimmed mean (a plain mean under 10 rounds).
+
+    Cuts ``int(TRIM * n)`` values from each end of the sorted values, as ``scipy.stats.trim_mean`` does.
+    """
+    cut = int(TRIM * len(values))
+    kept = sorted(values)[cut:len(values) - cut]
+    return statistics.fmean(kept)
+
+
+def _round_metric(name: str, rounds: list[Measurement], search: dict[str, Any] | None, n_others: int, settings: dict[str, Any]) -> Metric:
     if name == "latency_ms":
         values = [m.latency_ms.value for m in rounds]
         what = "round medians"
     else:
         values = [m.latency["p90_ms"] for m in rounds]
         what = "round 90th percentiles"
-    value = statistics.median(values)
+    value = across_rounds(values)
     searched = f"; the search measured {search['value']:.4g} ms" if search else ""
     how = (
-        f"confirmation pass: median of {len(values)} {what} ({min(values):.4g}-{max(values):.4g} ms), each round "
+        f"confirmation pass: {_MEAN} of {len(values)} {what} ({min(values):.4g}-{max(values):.4g} ms), each round "
         f">= {settings.get('repetitions')} runs in a >= {settings.get('min_duration_s')}-s window, "
         f"round-robin with {n_others} other trial(s) after the search{searched}"
     )
-    return Metric(value, unit, rounds[0].latency_ms.source, how)
+    return Metric(value, "ms", rounds[0].latency_ms.source, how)
 
 
 def _energy(rounds: list[Measurement], latency: Metric, ctx: StudyContext) -> Metric | None:
@@ -110,16 +124,16 @@ def _energy(rounds: list[Measurement], latency: Metric, ctx: StudyContext) -> Me
         return None
     if all(e.source == "estimated" for e in readings):
         est = estimate_energy(latency.value, ctx.device)
-        return dataclasses.replace(est, how=est.how.replace("measured median latency", "confirmed median latency")) if est else None
-    value = statistics.median(e.value for e in readings)
-    return Metric(value, readings[0].unit, readings[0].source, f"confirmation pass: median of {len(readings)} rounds of: {readings[0].how}")
+        return dataclasses.replace(est, how=est.how.replace("measured median latency", "confirmed latency")) if est else None
+    value = across_rounds([e.value for e in readings])
+    return Metric(value, readings[0].unit, readings[0].source, f"confirmation pass: {_MEAN} of {len(readings)} rounds of: {readings[0].how}")
 
 
 def _confirmed_metrics(r: TrialRecord, rounds: list[Measurement], ctx: StudyContext, n_others: int, standin: dict[str, int]) -> dict[str, Metric]:
     search = r.trial.user_attrs.get("metrics", {})
     settings = rounds[0].settings
-    latency = _median_metric("latency_ms", rounds, search.get("latency_ms"), n_others, settings)
-    out = {"latency_ms": latency, "latency_p90_ms": _median_metric("latency_p90_ms", rounds, None, n_others, settings)}
+    latency = _round_metric("latency_ms", rounds, search.get("latency_ms"), n_others, settings)
+    out = {"latency_ms": latency, "latency_p90_ms": _round_metric("latency_p90_ms", rounds, None, n_others, settings)}
     energy = _energy(rounds, latency, ctx)
     if energy is not None:
         out["energy_mj"] = energy
