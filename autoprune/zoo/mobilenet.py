@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .resnet import scaled
+
 __all__ = ["InvertedResidual", "MobileNetV2"]
 
 
@@ -34,17 +36,25 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """A small MobileNetV2: stem, inverted residual stages ``(expand, cout, n, stride)``, 1x1 head conv, linear classifier."""
+    """A small MobileNetV2: stem, inverted residual stages ``(expand, cout, n, stride)``, 1x1 head conv, linear classifier.
+
+    ``width_mult`` scales the stem and stage widths (multiples of 8) and, above 1, the head
+    conv, as torchvision's ``width_mult``; 1 is the small test-size model.
+    """
 
     def __init__(
         self,
         stages: tuple[tuple[int, int, int, int], ...] = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 2, 1)),
         stem: int = 32,
         last: int = 256,
+        width_mult: float = 1.0,
         in_channels: int = 1,
         num_classes: int = 10,
     ) -> None:
         super().__init__()
+        # as torchvision's MobileNetV2: every width scales, the head conv only when widening
+        stem, last = scaled(stem, width_mult), scaled(last, max(1.0, width_mult))
+        stages = tuple((t, scaled(cout, width_mult), n, s) for t, cout, n, s in stages)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU6(inplace=True)]
         c = stem
         for t, cout, n, s in stages:

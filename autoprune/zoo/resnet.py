@@ -9,7 +9,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet"]
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "scaled"]
+
+
+def scaled(channels: int, width_mult: float, divisor: int = 8) -> int:
+    """``channels * width_mult`` rounded to a multiple of ``divisor`` (never below it), as MobileNet's ``_make_divisible``."""
+    if width_mult <= 0:
+        raise ValueError(f"width_mult must be > 0, got {width_mult}")
+    return max(divisor, int(channels * width_mult + divisor / 2) // divisor * divisor)
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
@@ -58,6 +65,9 @@ class ResNet(nn.Module):
     Args:
         stages: ``(block, width, n_blocks, stride)`` per stage; ``block`` is ``"basic"`` or ``"bottleneck"``.
         stem: Stem conv output channels.
+        width_mult: Multiplies the stem and every stage width (rounded to multiples of 8), as
+            torchvision's width options do: 1 is the small test-size model, 4 has ResNet-18's
+            64-512 channel range.
         in_channels: Input channels.
         num_classes: Logits produced by the head.
     """
@@ -68,10 +78,13 @@ class ResNet(nn.Module):
         self,
         stages: tuple[tuple[str, int, int, int], ...] = (("basic", 32, 2, 1), ("basic", 64, 1, 2), ("bottleneck", 32, 2, 2)),
         stem: int = 32,
+        width_mult: float = 1.0,
         in_channels: int = 1,
         num_classes: int = 10,
     ) -> None:
         super().__init__()
+        stem = scaled(stem, width_mult)
+        stages = tuple((kind, scaled(width, width_mult), n, stride) for kind, width, n, stride in stages)
         self.stem = nn.Sequential(*_conv_bn(in_channels, stem, 3), nn.ReLU(inplace=True))
         c = stem
         for i, (kind, width, n, stride) in enumerate(stages):
