@@ -43,7 +43,7 @@ def main() -> int:
     from autoprune.device import load_device_profile
     from autoprune.export import export_trial, load_run
     from autoprune.profile import LocalProfiler
-    from autoprune.study.confirm import across_rounds
+    from autoprune.profile.rounds import measure_rounds, trimmed_mean
     from autoprune.study.records import records
 
     out = Path(args.out)
@@ -88,17 +88,15 @@ def main() -> int:
     # round, alternating order) of the same window, summarised the same way (trimmed mean of
     # the round medians), so the check repeats the protocol that produced the reported number.
     window = run["config"].get("confirm", {}).get("min_duration_s")
-    again: dict[int, list[float]] = {c["trial"]: [] for c in checks}
-    ref_again = []
-    with profiler.settings_override(**({} if window is None else {"min_duration_s": window})):
-        for k in range(args.rounds):
-            order = [(None, ref)] + [(c["trial"], paths[c["trial"]]) for c in checks]
-            for number, path in (order if k % 2 == 0 else order[::-1]):
-                v = profiler.measure(path).latency_ms.value
-                (ref_again if number is None else again[number]).append(v)
-    drift = across_rounds(ref_again) / dense_lat
+    models = {"ref": ref, **{c["trial"]: paths[c["trial"]] for c in checks}}
+    rounds, failed = measure_rounds(profiler, models, args.rounds, window)
+    if failed:
+        raise SystemExit(f"re-measurement failed: {failed}")
+    ref_again = [m.latency_ms.value for m in rounds["ref"]]
+    again = {c["trial"]: [m.latency_ms.value for m in rounds[c["trial"]]] for c in checks}
+    drift = trimmed_mean(ref_again) / dense_lat
     for c in checks:
-        c["latency_remeasured_ms"] = across_rounds(again[c["trial"]])
+        c["latency_remeasured_ms"] = trimmed_mean(again[c["trial"]])
         c["latency_remeasured_median_of_rounds_ms"] = float(np.median(again[c["trial"]]))
         c["latency_ratio"] = c["latency_remeasured_ms"] / c["latency_reported_ms"]
         c["latency_ratio_drift_corrected"] = c["latency_ratio"] / drift
@@ -155,7 +153,7 @@ def main() -> int:
                      f"latency {c['latency_reported_ms']:.3f} -> {c['latency_remeasured_ms']:.3f} ms ({100 * (c['latency_ratio'] - 1):+.1f} %; "
                      f"{100 * (c['latency_ratio_drift_corrected'] - 1):+.1f} % after the reference's drift; median of rounds "
                      f"{c['latency_remeasured_median_of_rounds_ms']:.3f} ms)")
-    lines.append(f"machine drift: dense fp32 re-measured {across_rounds(ref_again):.3f} ms vs {dense_lat:.3f} ms in the study ({100 * (drift - 1):+.1f} %)")
+    lines.append(f"machine drift: dense fp32 re-measured {trimmed_mean(ref_again):.3f} ms vs {dense_lat:.3f} ms in the study ({100 * (drift - 1):+.1f} %)")
     lines.append(f"machine steadiness: trial {checks[0]['trial']}'s model, one session, 10 consecutive {s.min_duration_s:g}-s windows: "
                  f"medians {min(steady):.3f}-{max(steady):.3f} ms (CV {100 * np.std(steady) / np.mean(steady):.1f} %)")
     text = "\n".join(lines)

@@ -1,4 +1,10 @@
-"""``autoprune profile MODEL.onnx --device PROFILE``: one measurement, every number with its source."""
+"""``autoprune profile MODEL.onnx --device PROFILE [--rounds N]``: one measurement, every number with its source.
+
+With ``--rounds N`` the model is measured N times (windows of ``--window`` seconds) and its
+latency is summarised as a study's confirmation pass summarises a trial's (the trimmed mean
+of the round medians, :mod:`autoprune.profile.rounds`), so an exported model can be
+re-measured with the protocol that produced its reported number.
+"""
 
 from __future__ import annotations
 
@@ -15,16 +21,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "in this process (kind: local) or on the device's agent (kind: agent).")
     p.add_argument("model", help="the .onnx file")
     p.add_argument("--device", required=True, help="device profile: a YAML path or a name in device_profiles/")
+    p.add_argument("--rounds", type=_positive_int, default=1,
+                   help="measure N times and report the trimmed mean of the round medians, as a study's confirmation pass (default 1)")
+    p.add_argument("--window", type=_positive_float, default=None,
+                   help="seconds timed per round (default: the device profile's min_duration_s)")
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=run)
 
 
-def format_measurement(model: str, m) -> str:
-    """The measurement as aligned lines; each number carries ``(source: how)``."""
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def rounds_summary(rounds: list) -> dict:
+    """The rounds' latency as a confirmation pass reports it: ``{latency_ms: Metric dict, round_medians_ms}``."""
+    from ..metrics import Metric
+    from ..profile.rounds import TRIMMED_MEAN, trimmed_mean
+
+    medians = [m.latency_ms.value for m in rounds]
+    window = rounds[0].settings.get("min_duration_s")
+    how = (f"{TRIMMED_MEAN} of {len(medians)} round medians ({min(medians):.4g}-{max(medians):.4g} ms), "
+           f"each round >= {rounds[0].settings.get('repetitions')} runs in a >= {window}-s window")
+    return {"latency_ms": Metric(trimmed_mean(medians), "ms", rounds[0].latency_ms.source, how).to_dict(),
+            "round_medians_ms": [round(v, 6) for v in medians]}
+
+
+def format_measurement(model: str, m, last_of: int = 1) -> str:
+    """The measurement as aligned lines; each number carries ``(source: how)``; ``last_of`` > 1: it is the last of that many rounds."""
     lat = m.latency
     how = m.latency_ms.how
     rows = [
-        ("model", model),
+        ("model", model + (f" (last of {last_of} rounds below; their summary last)" if last_of > 1 else "")),
         ("device", f"{m.device.get('name', '?')} via {m.settings.get('profiler', '?')} profiler"
                    + (f" at {m.settings['url']}" if m.settings.get("url") else "")),
         ("latency median", f"{lat['median_ms']:.4g} ms (measured: {how})"),
@@ -49,17 +92,32 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..device import load_device_profile
-    from ..exceptions import ConfigError
+    from ..exceptions import ConfigError, ProfilerError
     from ..profile import make_profiler
+    from ..profile.rounds import measure_rounds
 
     if not Path(args.model).is_file():
         raise ConfigError(f"model {args.model}: file not found")
     device = load_device_profile(args.device)
     with make_profiler(device) as profiler:
-        m = profiler.measure(args.model)
+        if args.rounds == 1 and args.window is None:
+            rounds = [profiler.measure(args.model)]
+        else:
+            measured, failed = measure_rounds(profiler, {"model": args.model}, args.rounds, args.window)
+            if failed:
+                raise ProfilerError(failed["model"])
+            rounds = measured["model"]
+    m = rounds[-1]
+    summary = rounds_summary(rounds) if len(rounds) > 1 else None
     if args.json:
-        json.dump({"model": args.model, "device_profile": device.name, **m.to_dict()}, sys.stdout, indent=2, default=str)
+        doc = {"model": args.model, "device_profile": device.name, **m.to_dict()}
+        if summary:
+            doc["rounds"] = summary
+        json.dump(doc, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        print(format_measurement(args.model, m))
+        print(format_measurement(args.model, m, last_of=len(rounds)))
+        if summary:
+            lat = summary["latency_ms"]
+            print(f"{'latency (rounds)':<16}  {lat['value']:.4g} ms ({lat['source']}: {lat['how']})")
     return 0

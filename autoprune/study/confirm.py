@@ -11,10 +11,8 @@ winner's curse). The pass removes the bias where it matters:
 3. measure all of them in ``rounds`` rounds, round-robin (alternating order), so that slow
    and fast moments hit them alike and each trial's rounds are spread over the whole pass;
    a trial's latency becomes the 10 %-trimmed mean of its round medians, its p90 that of its
-   round p90s, its energy likewise (or the device's estimate from the confirmed latency).
-   A mean across rounds, not a median: on a shared machine the speed is bimodal (another
-   tenant on the same core or not, for seconds at a time), and a median of a handful of
-   rounds jumps between the two modes where a mean averages them;
+   round p90s, its energy likewise (or the device's estimate from the confirmed latency);
+   :mod:`autoprune.profile.rounds` says why a mean;
 4. recompute constraints and the front; trials that join the front unconfirmed are
    confirmed in turn, until every front point is.
 
@@ -36,23 +34,22 @@ from typing import Any, Callable
 import optuna
 
 from ..config import ConfirmSettings
-from ..exceptions import AutopruneError, ProfilerError
+from ..exceptions import AutopruneError
 from ..metrics import Metric
 from ..plan import Plan
 from ..profile import Measurement, Profiler, estimate_energy
+from ..profile.rounds import TRIMMED_MEAN, measure_rounds, trimmed_mean
 from .candidate import build, standin_note
 from .context import StudyContext
 from .objective import constraint_values
 from .records import CONFIRMATION_ATTR, TrialRecord, objective_names, pareto_front, records, with_confirmations
 
-__all__ = ["confirm_front", "REMEASURED", "needs_confirmation", "across_rounds"]
+__all__ = ["confirm_front", "REMEASURED", "needs_confirmation"]
 
 # Metrics a re-measurement replaces; the rest (accuracy, size, MACs) do not depend on timing.
 REMEASURED = ("latency_ms", "latency_p90_ms", "energy_mj")
 _COSTS = ("latency_ms", "energy_mj")
 _MAX_PASSES = 5
-TRIM = 0.1  # fraction cut from each end of the sorted round values (one of each end at 10 rounds)
-_MEAN = f"{TRIM:.0%}-trimmed mean"
 
 
 def _confirms_anything(ctx: StudyContext, objectives: list[str]) -> bool:
@@ -91,16 +88,6 @@ def _near_front(recs: list[TrialRecord], ctx: StudyContext, objectives: list[str
     return out
 
 
-def across_rounds(values: list[float]) -> float:
-    """The confirmed value of per-round statistics: their 10 %-trimmed mean (a plain mean under 10 rounds).
-
-    Cuts ``int(TRIM * n)`` values from each end of the sorted values, as ``scipy.stats.trim_mean`` does.
-    """
-    cut = int(TRIM * len(values))
-    kept = sorted(values)[cut:len(values) - cut]
-    return statistics.fmean(kept)
-
-
 def _round_metric(name: str, rounds: list[Measurement], search: dict[str, Any] | None, n_others: int, settings: dict[str, Any]) -> Metric:
     if name == "latency_ms":
         values = [m.latency_ms.value for m in rounds]
@@ -108,10 +95,10 @@ def _round_metric(name: str, rounds: list[Measurement], search: dict[str, Any] |
     else:
         values = [m.latency["p90_ms"] for m in rounds]
         what = "round 90th percentiles"
-    value = across_rounds(values)
+    value = trimmed_mean(values)
     searched = f"; the search measured {search['value']:.4g} ms" if search else ""
     how = (
-        f"confirmation pass: {_MEAN} of {len(values)} {what} ({min(values):.4g}-{max(values):.4g} ms), each round "
+        f"confirmation pass: {TRIMMED_MEAN} of {len(values)} {what} ({min(values):.4g}-{max(values):.4g} ms), each round "
         f">= {settings.get('repetitions')} runs in a >= {settings.get('min_duration_s')}-s window, "
         f"round-robin with {n_others} other trial(s) after the search{searched}"
     )
@@ -125,8 +112,8 @@ def _energy(rounds: list[Measurement], latency: Metric, ctx: StudyContext) -> Me
     if all(e.source == "estimated" for e in readings):
         est = estimate_energy(latency.value, ctx.device)
         return dataclasses.replace(est, how=est.how.replace("measured median latency", "confirmed latency")) if est else None
-    value = across_rounds([e.value for e in readings])
-    return Metric(value, readings[0].unit, readings[0].source, f"confirmation pass: {_MEAN} of {len(readings)} rounds of: {readings[0].how}")
+    value = trimmed_mean([e.value for e in readings])
+    return Metric(value, readings[0].unit, readings[0].source, f"confirmation pass: {TRIMMED_MEAN} of {len(readings)} rounds of: {readings[0].how}")
 
 
 def _confirmed_metrics(r: TrialRecord, rounds: list[Measurement], ctx: StudyContext, n_others: int, standin: dict[str, int]) -> dict[str, Metric]:
@@ -185,17 +172,9 @@ class _Pass:
         return built
 
     def measure_all(self, built: list[tuple[TrialRecord, Path, dict[str, int]]]) -> None:
-        rounds: dict[int, list[Measurement]] = {r.number: [] for r, _, _ in built}
-        live = list(built)
-        overrides = {} if self.settings.min_duration_s is None else {"min_duration_s": self.settings.min_duration_s}
-        with self.profiler.settings_override(**overrides):
-            for k in range(self.settings.rounds):
-                for r, path, _ in (live if k % 2 == 0 else live[::-1]):
-                    try:
-                        rounds[r.number].append(self.profiler.measure(path))
-                    except ProfilerError as e:
-                        self.failed[str(r.number)] = f"re-measurement failed: {e}"
-                live = [b for b in live if str(b[0].number) not in self.failed]
+        rounds, failed = measure_rounds(self.profiler, {r.number: path for r, path, _ in built}, self.settings.rounds, self.settings.min_duration_s)
+        self.failed.update({str(n): f"re-measurement failed: {reason}" for n, reason in failed.items()})
+        live = [b for b in built if b[0].number in rounds]
         for r, _, standin in live:
             ms = rounds[r.number]
             if ms[0].latency_ms.source != "measured":

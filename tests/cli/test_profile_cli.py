@@ -78,3 +78,37 @@ def test_errors_are_one_line_with_an_exit_code(model, tmp_path, capsys):
     assert main(["profile", model, "--device", write_profile(tmp_path, "agent", dead, str(token))]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no agent answered" in err
+
+
+def test_rounds_report_the_confirmation_protocol(model, tmp_path, capsys):
+    assert main(["profile", model, "--device", write_profile(tmp_path, "local"), "--rounds", "3", "--window", "0.05", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    medians = d["rounds"]["round_medians_ms"]
+    assert len(medians) == 3 and d["settings"]["min_duration_s"] == 0.05
+    lat = d["rounds"]["latency_ms"]
+    assert lat["source"] == "measured" and "10%-trimmed mean of 3 round medians" in lat["how"] and ">= 0.05-s window" in lat["how"]
+    assert lat["value"] == pytest.approx(sum(medians) / 3, rel=1e-4)  # under 10 rounds nothing is trimmed
+    assert main(["profile", model, "--device", write_profile(tmp_path, "local"), "--rounds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "(last of 2 rounds" in out and out.splitlines()[-1].startswith("latency (rounds)") and "ms (measured: 10%-trimmed mean" in out
+
+
+def test_rounds_through_the_agent(model, tmp_path, capsys):
+    token = tmp_path / "tok"
+    token.write_text("cli-token")
+    agent = AgentServer(AgentConfig(port=0, token="cli-token")).start()
+    try:
+        assert main(["profile", model, "--device", write_profile(tmp_path, "agent", agent.url, str(token)),
+                     "--rounds", "2", "--window", "0.05", "--json"]) == 0
+    finally:
+        agent.shutdown()
+    d = json.loads(capsys.readouterr().out)
+    assert d["settings"]["profiler"] == "agent" and d["settings"]["min_duration_s"] == 0.05
+    assert len(d["rounds"]["round_medians_ms"]) == 2
+
+
+@pytest.mark.parametrize("flag, value", [("--rounds", "0"), ("--rounds", "two"), ("--window", "-1")])
+def test_bad_rounds_or_window_exit_2(model, tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as e:
+        main(["profile", model, "--device", write_profile(tmp_path, "local"), flag, value])
+    assert e.value.code == 2 and f"argument {flag}: must be" in capsys.readouterr().err

@@ -6,7 +6,6 @@ import csv
 import re
 import dataclasses
 import json
-import statistics
 
 import optuna
 import pytest
@@ -18,7 +17,6 @@ from autoprune.export import export_trial
 from autoprune.metrics import Metric
 from autoprune.profile import LocalProfiler
 from autoprune.study import run_study
-from autoprune.study.confirm import across_rounds
 from autoprune.study.records import CONFIRMATION_ATTR, TrialRecord, pareto_front, records, with_confirmations
 
 
@@ -147,15 +145,3 @@ def test_confirm_min_duration_null_means_the_device_window(tiny_config):
     d = {**tiny_config.to_dict(), "confirm": {"min_duration_s": None}}
     assert StudyConfig.from_dict(d, "s.yaml").confirm.min_duration_s is None
 
-
-def test_across_rounds_is_a_trimmed_mean_that_averages_two_speed_modes():
-    # under 10 rounds nothing is cut: the plain mean
-    assert across_rounds([1.0, 2.0, 3.0]) == pytest.approx(2.0)
-    # at 10 rounds one value is cut from each end, so one stray round does not move it
-    rounds = [1.0] * 5 + [1.6] * 4 + [50.0]
-    assert across_rounds(rounds) == pytest.approx((1.0 * 4 + 1.6 * 4) / 8)
-    # a bimodal machine (fast 1.0, slow 1.6): the median of a few rounds sits on either mode,
-    # the mean between them, so two re-measurements agree more closely
-    a, b = [1.0, 1.0, 1.6, 1.6, 1.6], [1.0, 1.0, 1.0, 1.6, 1.6]
-    assert statistics.median(b) / statistics.median(a) == pytest.approx(1 / 1.6)
-    assert abs(across_rounds(b) / across_rounds(a) - 1) < 0.11

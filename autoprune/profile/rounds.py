@@ -1,0 +1,77 @@
+"""Interleaved measurement rounds: the protocol behind a confirmed latency.
+
+One timed window lands in one moment of the machine. A shared machine runs at two speeds for
+seconds at a time (another tenant on the same core, or not), so one window says which
+moment it was as much as how fast the model is. Measuring several models round-robin, in
+alternating order, in many short rounds spreads each model's rounds over the whole run so
+slow and fast moments hit them alike; a model's latency is then the trimmed mean of its
+round medians. A mean, not a median, across rounds: with two speed modes a median of a few
+rounds jumps between them where a mean averages them.
+
+The study's confirmation pass, ``autoprune profile --rounds`` and the quickstart benchmark's
+re-check all use :func:`measure_rounds` and :func:`trimmed_mean`, so a re-measurement repeats
+the protocol that produced the reported number. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from typing import Hashable, Mapping
+
+from ..exceptions import ProfilerError
+from .base import Measurement, Profiler
+
+__all__ = ["TRIM", "TRIMMED_MEAN", "trimmed_mean", "measure_rounds"]
+
+TRIM = 0.1  # fraction cut from each end of the sorted round values (one from each end at 10 rounds)
+TRIMMED_MEAN = f"{TRIM:.0%}-trimmed mean"
+
+
+def trimmed_mean(values: list[float], trim: float = TRIM) -> float:
+    """Mean of ``values`` after cutting ``int(trim * n)`` from each end (a plain mean under 1/trim values).
+
+    The same cut as ``scipy.stats.trim_mean``, without importing scipy on the device side.
+
+    Raises:
+        ValueError: ``values`` is empty.
+    """
+    if not values:
+        raise ValueError("trimmed_mean of no values")
+    cut = int(trim * len(values))
+    return statistics.fmean(sorted(values)[cut:len(values) - cut])
+
+
+def measure_rounds(
+    profiler: Profiler,
+    models: Mapping[Hashable, str | os.PathLike],
+    rounds: int,
+    window_s: float | None = None,
+) -> tuple[dict[Hashable, list[Measurement]], dict[Hashable, str]]:
+    """Measure every model once per round, round-robin, alternating the order each round.
+
+    Args:
+        profiler: Takes each measurement.
+        models: ``{key: ONNX path}``, in the order of the first round.
+        rounds: Rounds (>= 1).
+        window_s: Timed window per measurement (the profiler's ``min_duration_s``); None keeps the profile's.
+
+    Returns:
+        ``(measurements, failed)``: the measurements of each model that never failed, in round
+        order, and ``{key: reason}`` for models whose measurement failed (left out of later rounds).
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    results: dict[Hashable, list[Measurement]] = {k: [] for k in models}
+    failed: dict[Hashable, str] = {}
+    live = list(models.items())
+    overrides = {} if window_s is None else {"min_duration_s": window_s}
+    with profiler.settings_override(**overrides):
+        for k in range(rounds):
+            for key, path in (live if k % 2 == 0 else live[::-1]):
+                try:
+                    results[key].append(profiler.measure(path))
+                except ProfilerError as e:
+                    failed[key] = str(e)
+            live = [(key, path) for key, path in live if key not in failed]
+    return {k: v for k, v in results.items() if k not in failed}, failed
