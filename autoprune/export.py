@@ -39,6 +39,7 @@ class ExportResult:
     trial: int
     sha256: str
     metrics: dict[str, Any]
+    confirmed: bool = False  # the study's confirmation pass re-measured its timing metrics
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[dict, optuna.Study]:
@@ -134,6 +135,12 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     config = StudyConfig.from_dict(run["config"], f"{run_dir}/{RUN_FILE}")
     device = DeviceProfile.from_dict(study.user_attrs["device"], f"{run_dir} (device profile of the study)")
     ctx = StudyContext.prepare(config, device=device)
+    measured_fp, fp = study.user_attrs.get("base_model_fingerprint"), model_fingerprint(ctx.model)
+    if measured_fp not in (None, fp):
+        raise ExportError(
+            f"{run_dir}: the task's base model (fingerprint {fp[:12]}) is not the one the study compressed "
+            f"({measured_fp[:12]}); was it retrained, or does AUTOPRUNE_CACHE point at another cache?"
+        )
     plan = Plan.from_dict({"layers": t.user_attrs["plan"]}, f"trial {t.number} plan")
     artifact = build(ctx, plan)
     if artifact.sha256 != t.user_attrs.get("sha256"):
@@ -162,7 +169,7 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "model.onnx": artifact.onnx_bytes,
         "metrics.json": json.dumps(metrics, indent=2).encode(),
     })
-    return ExportResult(out, t.number, artifact.sha256, record.metrics)
+    return ExportResult(out, t.number, artifact.sha256, record.metrics, record.confirmed)
 
 
 def apply_plan(plan_path: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-__all__ = ["Metric", "SOURCES", "OBJECTIVE_DIRECTIONS"]
+__all__ = ["Metric", "SOURCES", "OBJECTIVE_DIRECTIONS", "TIMING_METRICS"]
 
 Source = Literal["measured", "estimated", "modelled", "simulated"]
 SOURCES: tuple[str, ...] = ("measured", "estimated", "modelled", "simulated")
@@ -25,6 +25,10 @@ OBJECTIVE_DIRECTIONS: dict[str, str] = {
     "size_kb": "minimize",
     "macs": "minimize",
 }
+
+# Metrics that depend on when the artifact was timed (a study's confirmation pass re-measures
+# them); accuracy, size and MACs do not.
+TIMING_METRICS: tuple[str, ...] = ("latency_ms", "latency_p90_ms", "energy_mj")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import onnxruntime as ort
+import optuna
 import pytest
 import yaml
 
 from autoprune import tasks
-from autoprune.exceptions import ConfigError, PlanError
+from autoprune.exceptions import ConfigError, ExportError, PlanError
 from autoprune.export import apply_plan, export_trial
 from autoprune.study.records import records
 
@@ -94,3 +96,18 @@ def test_apply_rejects_unknown_layer(exported, tmp_path):
     with pytest.raises(PlanError, match="layers.conv9 names no layer"):
         apply_plan(p, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_different_base_model_is_named_before_anything_is_rebuilt(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.out_dir, run)
+    run_doc = json.loads((run / "run.json").read_text())
+    run_doc["storage"] = run_doc["storage"].replace(str(tiny_run.out_dir), str(run))  # the copy's own database
+    assert str(run) in run_doc["storage"]
+    (run / "run.json").write_text(json.dumps(run_doc))
+    study = optuna.load_study(study_name=run_doc["study_name"], storage=run_doc["storage"])
+    study.set_user_attr("base_model_fingerprint", "0" * 64)  # as if the study had compressed another model
+    number = tiny_run.front["points"][0]["number"]
+    with pytest.raises(ExportError, match="base model .* is not the one the study compressed \\(000000000000\\).*AUTOPRUNE_CACHE"):
+        export_trial(run, tmp_path / "e", trial=number)
+    assert not (tmp_path / "e").exists()

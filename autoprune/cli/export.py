@@ -27,10 +27,10 @@ def run(args: argparse.Namespace) -> int:
 
     r = export_trial(args.run_dir, args.out, trial=args.trial, pick=args.pick)
     if args.json:
-        print_json({"out_dir": str(r.out_dir), "trial": r.trial, "sha256": r.sha256, "metrics": r.metrics})
+        print_json({"out_dir": str(r.out_dir), "trial": r.trial, "sha256": r.sha256, "metrics": r.metrics, "confirmed": r.confirmed})
         return 0
     print(f"exported trial {r.trial} to {r.out_dir}/ (plan.yaml, model.onnx, metrics.json)")
     print(f"model.onnx sha256 {r.sha256} (identical to the measured artifact)")
     for name, m in r.metrics.items():
-        print(f"  {name:15s} {format_metric(name, m)}")
+        print(f"  {name:15s} {format_metric(name, m, r.confirmed)}")
     return 0

@@ -35,7 +35,7 @@ import optuna
 
 from ..config import ConfirmSettings
 from ..exceptions import AutopruneError
-from ..metrics import Metric
+from ..metrics import TIMING_METRICS, Metric
 from ..plan import Plan
 from ..profile import Measurement, Profiler, estimate_energy
 from ..profile.rounds import TRIMMED_MEAN, measure_rounds, trimmed_mean
@@ -47,7 +47,7 @@ from .records import CONFIRMATION_ATTR, TrialRecord, objective_names, pareto_fro
 __all__ = ["confirm_front", "REMEASURED", "needs_confirmation"]
 
 # Metrics a re-measurement replaces; the rest (accuracy, size, MACs) do not depend on timing.
-REMEASURED = ("latency_ms", "latency_p90_ms", "energy_mj")
+REMEASURED = TIMING_METRICS
 _COSTS = ("latency_ms", "energy_mj")
 _MAX_PASSES = 5
 

@@ -72,9 +72,14 @@ def test_run_json_then_export_and_apply(tmp_path, tiny):
     front = json.loads(r.stdout)
     assert front["n_trials"] == 4 and front["points"]
     number = front["points"][0]["number"]
+    assert front["points"][0]["confirmed"]  # the tiny study confirms its front (3 rounds)
     r = autoprune("export", out, "--trial", number, "--out", tmp_path / "exp", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["trial"] == number
+    assert json.loads(r.stdout)["trial"] == number and json.loads(r.stdout)["confirmed"] is True
+    r = autoprune("export", out, "--trial", number, "--out", tmp_path / "exp-text")
+    assert r.returncode == 0, r.stderr
+    lines = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith("  ")}
+    assert "ms (measured, confirmed)" in lines["latency_ms"] and lines["accuracy"].endswith("(measured)")
     r = autoprune("apply", tmp_path / "exp" / "plan.yaml", "--out", tmp_path / "m.onnx")
     assert r.returncode == 0 and "identical to the plan's recorded artifact" in r.stdout
     r = autoprune("export", out, "--trial", 77)
