@@ -15,16 +15,15 @@ seconds (a few epochs of AdamW).
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._schema import atomic_write_bytes
 from ..exceptions import ConfigError
 from ..tasks.base import Task
-from ..tasks.digits import _split, cache_dir
+from ..tasks.cache import cache_dir, load_or_train
+from ..tasks.digits import _split
 from . import ZOO, build
 
 __all__ = ["ZooTask", "make_task", "to_input"]
@@ -79,16 +78,7 @@ class ZooTask(Task):
 
     def model(self) -> nn.Module:
         if self._model is None:
-            net = build(self.arch, seed=self.seed)
-            path = self.weights_path()
-            if path.is_file():
-                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            else:
-                self.train(net)
-                buf = io.BytesIO()
-                torch.save(net.state_dict(), buf)
-                atomic_write_bytes(path, buf.getvalue())
-            self._model = net.eval()
+            self._model = load_or_train(build(self.arch, seed=self.seed), self.weights_path(), self.train)
         return self._model
 
     def train(self, net: nn.Module) -> float:
@@ -99,16 +89,18 @@ class ZooTask(Task):
         steps = self.epochs * ((len(y) + batch - 1) // batch)
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-        for _ in range(self.epochs):
-            net.train()
-            perm = torch.randperm(len(y), generator=g)
-            for b in range(0, len(y), batch):
-                idx = perm[b : b + batch]
-                loss = nn.functional.cross_entropy(net(X[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
+        with torch.random.fork_rng(devices=[]):  # any random op in training is seeded; the caller's RNG is untouched
+            torch.manual_seed(self.seed)
+            for _ in range(self.epochs):
+                net.train()
+                perm = torch.randperm(len(y), generator=g)
+                for b in range(0, len(y), batch):
+                    idx = perm[b : b + batch]
+                    loss = nn.functional.cross_entropy(net(X[idx]), y[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    sched.step()
         net.eval()
         Xe, ye = self._eval
         with torch.no_grad():

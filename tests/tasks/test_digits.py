@@ -44,6 +44,18 @@ def test_model_is_trained_once_then_loaded_from_cache():
     assert acc > 0.85  # a quarter-width net after 4 epochs; the full one reaches >= 0.98 (test_digits_full.py)
 
 
+def test_one_seed_trains_one_model_whatever_ran_before(tmp_path, monkeypatch):
+    trained = []
+    for i, noise in enumerate((0, 5)):
+        monkeypatch.setenv("AUTOPRUNE_CACHE", str(tmp_path / f"cache{i}"))
+        torch.rand(noise)  # the process's global RNG in another state, as after other work
+        before = torch.get_rng_state()
+        trained.append(DigitsTask(width=0.125, epochs=1).model().state_dict())
+        assert torch.equal(torch.get_rng_state(), before)  # training leaves the caller's RNG alone
+    for (n1, p1), (n2, p2) in zip(trained[0].items(), trained[1].items()):
+        assert n1 == n2 and torch.equal(p1, p2), n1
+
+
 @pytest.mark.parametrize("options, key", [({"width": 0.0}, "width"), ({"epochs": 0}, "epochs"), ({"seed": "x"}, "seed")])
 def test_bad_options_name_the_option(options, key):
     with pytest.raises(ConfigError, match=key):
