@@ -51,6 +51,7 @@ class TrialPoint:
         finished: ISO time the trial completed.
         duration_s: Wall-clock seconds the trial took.
         sha256: Digest of the trial's artifact.
+        confirmed: The confirmation pass re-measured its timing metrics after the search.
     """
 
     number: int
@@ -65,6 +66,7 @@ class TrialPoint:
     finished: str | None
     duration_s: float | None
     sha256: str | None
+    confirmed: bool = False
 
 
 @dataclasses.dataclass
@@ -212,6 +214,7 @@ def _trial_point(r: TrialRecord, front: set[int], space: dict[str, Any], run_dir
         finished=_iso(t.datetime_complete),
         duration_s=t.duration.total_seconds() if t.duration else None,
         sha256=ua.get("sha256"),
+        confirmed=r.confirmed,
     )
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
+from ..metrics import TIMING_METRICS
+
 if TYPE_CHECKING:  # data imports the sections, which import these drawing functions
     from .data import Pair, ReportData, TrialPoint
 
@@ -42,7 +44,8 @@ def hover_text(p: TrialPoint) -> str:
     lines = [head]
     for name, m in p.metrics.items():
         unit = f" {m.get('unit')}" if m.get("unit") else ""
-        lines.append(f"{LABELS.get(name, name)}: {_fmt(m.get('value'))}{unit} <i>({m.get('source')})</i>")
+        how = f"{m.get('source')}, confirmed" if p.confirmed and name in TIMING_METRICS else m.get("source")
+        lines.append(f"{LABELS.get(name, name)}: {_fmt(m.get('value'))}{unit} <i>({how})</i>")
     lines.append(f"plan: {p.plan_summary}")
     return "<br>".join(lines)
 

@@ -34,6 +34,18 @@ def test_on_front_is_the_study_front(data, tiny_run):
     assert {t.number for t in data.trials if t.on_front} == {t.number for t in front_trials(tiny_run.study)}
 
 
+def test_front_points_are_confirmed_and_their_hover_says_so(data):
+    from autoprune.report.figures import hover_text
+
+    front = [t for t in data.trials if t.on_front]
+    assert front and all(t.confirmed for t in front)
+    text = hover_text(front[0])
+    lines = {line.split(":")[0]: line for line in text.split("<br>")}
+    assert lines["latency"].endswith("ms <i>(measured, confirmed)</i>")
+    assert lines["accuracy"].endswith("<i>(measured)</i>")  # accuracy does not depend on timing
+    assert "confirmation pass" in front[0].metrics["latency_ms"]["how"]
+
+
 def test_baselines_are_labelled(data):
     assert {t.baseline for t in data.trials if t.baseline} == {"dense-fp32", "dense-int8", "uniform-0.5"}
 
