@@ -22,6 +22,7 @@ from torch import nn
 from ..exceptions import ConfigError
 from .base import Task
 from .cache import cache_dir, load_or_train
+from .training import accuracy, fit
 
 __all__ = ["DigitsTask", "DigitsCNN", "load_digits"]
 
@@ -115,31 +116,16 @@ class DigitsTask(Task):
     def train(self, net: nn.Module, log=None) -> float:
         """Train ``net`` in place (AdamW, one-cycle LR, ±1 pixel shifts); returns held-out accuracy."""
         Xtr, ytr, Xev, yev = self._data
-        g = torch.Generator().manual_seed(self.seed)
-        X, y = torch.from_numpy(Xtr), torch.from_numpy(ytr)
-        batch, lr = 64, 3e-3
-        steps = self.epochs * ((len(y) + batch - 1) // batch)
-        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
         t0 = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):  # seeded, without touching the caller's global RNG
-            torch.manual_seed(self.seed)
-            for _ in range(self.epochs):
-                net.train()
-                perm = torch.randperm(len(y), generator=g)
-                for b in range(0, len(y), batch):
-                    idx = perm[b : b + batch]
-                    shift = torch.randint(-1, 2, (2,), generator=g)
-                    xb = torch.roll(X[idx], (int(shift[0]), int(shift[1])), (2, 3))
-                    loss = nn.functional.cross_entropy(net(xb), y[idx])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-        net.eval()
-        with torch.no_grad():
-            acc = float((net(torch.from_numpy(Xev)).argmax(1).numpy() == yev).mean())
+        fit(net, torch.from_numpy(Xtr), torch.from_numpy(ytr), self.epochs, self.seed, augment=_shift)
+        acc = accuracy(net, Xev, yev)
         if log:
             log(f"trained digits CNN {self.widths}: {self.epochs} epochs in {time.perf_counter() - t0:.0f} s, "
                 f"held-out accuracy {acc:.4f} (measured, torch fp32)")
         return acc
+
+
+def _shift(xb: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The batch rolled by -1, 0 or +1 pixels in each direction (one draw for the batch)."""
+    shift = torch.randint(-1, 2, (2,), generator=g)
+    return torch.roll(xb, (int(shift[0]), int(shift[1])), (2, 3))

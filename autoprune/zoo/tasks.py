@@ -23,6 +23,7 @@ from torch import nn
 from ..exceptions import ConfigError
 from ..tasks.base import Task
 from ..tasks.cache import cache_dir, load_or_train
+from ..tasks.training import accuracy, fit
 from ..tasks.digits import _split
 from . import ZOO, build
 
@@ -84,27 +85,8 @@ class ZooTask(Task):
     def train(self, net: nn.Module) -> float:
         """Train ``net`` in place (AdamW, one-cycle LR); returns held-out accuracy (torch fp32)."""
         X, y = (torch.from_numpy(a) for a in self._train)
-        g = torch.Generator().manual_seed(self.seed)
-        batch, lr = 64, 3e-3
-        steps = self.epochs * ((len(y) + batch - 1) // batch)
-        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-        with torch.random.fork_rng(devices=[]):  # any random op in training is seeded; the caller's RNG is untouched
-            torch.manual_seed(self.seed)
-            for _ in range(self.epochs):
-                net.train()
-                perm = torch.randperm(len(y), generator=g)
-                for b in range(0, len(y), batch):
-                    idx = perm[b : b + batch]
-                    loss = nn.functional.cross_entropy(net(X[idx]), y[idx])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-        net.eval()
-        Xe, ye = self._eval
-        with torch.no_grad():
-            return float((net(torch.from_numpy(Xe)).argmax(1).numpy() == ye).mean())
+        fit(net, X, y, self.epochs, self.seed)
+        return accuracy(net, *self._eval)
 
 
 def make_task(arch: str = "resnet", epochs: int = 4, seed: int = 0) -> ZooTask:
