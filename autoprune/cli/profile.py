@@ -51,15 +51,9 @@ def _positive_float(text: str) -> float:
 
 def rounds_summary(rounds: list) -> dict:
     """The rounds' latency as a confirmation pass reports it: ``{latency_ms: Metric dict, round_medians_ms}``."""
-    from ..metrics import Metric
-    from ..profile.rounds import TRIMMED_MEAN, trimmed_mean
+    from ..profile.rounds import round_latency
 
-    medians = [m.latency_ms.value for m in rounds]
-    window = rounds[0].settings.get("min_duration_s")
-    how = (f"{TRIMMED_MEAN} of {len(medians)} round medians ({min(medians):.4g}-{max(medians):.4g} ms), "
-           f"each round >= {rounds[0].settings.get('repetitions')} runs in a >= {window}-s window")
-    return {"latency_ms": Metric(trimmed_mean(medians), "ms", rounds[0].latency_ms.source, how).to_dict(),
-            "round_medians_ms": [round(v, 6) for v in medians]}
+    return {"latency_ms": round_latency(rounds).to_dict(), "round_medians_ms": [round(m.latency_ms.value, 6) for m in rounds]}
 
 
 def format_measurement(model: str, m, last_of: int = 1) -> str:

@@ -20,9 +20,10 @@ import statistics
 from typing import Hashable, Mapping
 
 from ..exceptions import ProfilerError
+from ..metrics import Metric
 from .base import Measurement, Profiler
 
-__all__ = ["TRIM", "TRIMMED_MEAN", "trimmed_mean", "measure_rounds"]
+__all__ = ["TRIM", "TRIMMED_MEAN", "trimmed_mean", "measure_rounds", "round_latency"]
 
 TRIM = 0.1  # fraction cut from each end of the sorted round values (one from each end at 10 rounds)
 TRIMMED_MEAN = f"{TRIM:.0%}-trimmed mean"
@@ -75,3 +76,20 @@ def measure_rounds(
                     failed[key] = str(e)
             live = [(key, path) for key, path in live if key not in failed]
     return {k: v for k, v in results.items() if k not in failed}, failed
+
+
+def round_latency(rounds: list[Measurement], statistic: str = "median") -> Metric:
+    """One model's latency over its rounds: the trimmed mean of the rounds' ``statistic`` ("median" or "p90").
+
+    ``how`` says what was averaged, its range and each round's window; the source is the rounds'.
+    """
+    if statistic == "median":
+        values, what = [m.latency_ms.value for m in rounds], "round medians"
+    elif statistic == "p90":
+        values, what = [m.latency["p90_ms"] for m in rounds], "round 90th percentiles"
+    else:
+        raise ValueError(f"statistic must be 'median' or 'p90', got {statistic!r}")
+    s = rounds[0].settings
+    how = (f"{TRIMMED_MEAN} of {len(values)} {what} ({min(values):.4g}-{max(values):.4g} ms), "
+           f"each round >= {s.get('repetitions')} runs in a >= {s.get('min_duration_s')}-s window")
+    return Metric(trimmed_mean(values), "ms", rounds[0].latency_ms.source, how)

@@ -38,7 +38,7 @@ from ..exceptions import AutopruneError
 from ..metrics import TIMING_METRICS, Metric
 from ..plan import Plan
 from ..profile import Measurement, Profiler, estimate_energy
-from ..profile.rounds import TRIMMED_MEAN, measure_rounds, trimmed_mean
+from ..profile.rounds import TRIMMED_MEAN, measure_rounds, round_latency, trimmed_mean
 from .candidate import build, standin_note
 from .context import StudyContext
 from .objective import constraint_values
@@ -88,21 +88,10 @@ def _near_front(recs: list[TrialRecord], ctx: StudyContext, objectives: list[str
     return out
 
 
-def _round_metric(name: str, rounds: list[Measurement], search: dict[str, Any] | None, n_others: int, settings: dict[str, Any]) -> Metric:
-    if name == "latency_ms":
-        values = [m.latency_ms.value for m in rounds]
-        what = "round medians"
-    else:
-        values = [m.latency["p90_ms"] for m in rounds]
-        what = "round 90th percentiles"
-    value = trimmed_mean(values)
+def _round_metric(statistic: str, rounds: list[Measurement], search: dict[str, Any] | None, n_others: int) -> Metric:
+    m = round_latency(rounds, statistic)
     searched = f"; the search measured {search['value']:.4g} ms" if search else ""
-    how = (
-        f"confirmation pass: {TRIMMED_MEAN} of {len(values)} {what} ({min(values):.4g}-{max(values):.4g} ms), each round "
-        f">= {settings.get('repetitions')} runs in a >= {settings.get('min_duration_s')}-s window, "
-        f"round-robin with {n_others} other trial(s) after the search{searched}"
-    )
-    return Metric(value, "ms", rounds[0].latency_ms.source, how)
+    return dataclasses.replace(m, how=f"confirmation pass: {m.how}, round-robin with {n_others} other trial(s) after the search{searched}")
 
 
 def _energy(rounds: list[Measurement], latency: Metric, ctx: StudyContext) -> Metric | None:
@@ -118,9 +107,8 @@ def _energy(rounds: list[Measurement], latency: Metric, ctx: StudyContext) -> Me
 
 def _confirmed_metrics(r: TrialRecord, rounds: list[Measurement], ctx: StudyContext, n_others: int, standin: dict[str, int]) -> dict[str, Metric]:
     search = r.trial.user_attrs.get("metrics", {})
-    settings = rounds[0].settings
-    latency = _round_metric("latency_ms", rounds, search.get("latency_ms"), n_others, settings)
-    out = {"latency_ms": latency, "latency_p90_ms": _round_metric("latency_p90_ms", rounds, None, n_others, settings)}
+    latency = _round_metric("median", rounds, search.get("latency_ms"), n_others)
+    out = {"latency_ms": latency, "latency_p90_ms": _round_metric("p90", rounds, None, n_others)}
     energy = _energy(rounds, latency, ctx)
     if energy is not None:
         out["energy_mj"] = energy

@@ -11,7 +11,7 @@ import pytest
 from autoprune.device import load_device_profile
 from autoprune.exceptions import ProfilerError
 from autoprune.profile import LocalProfiler
-from autoprune.profile.rounds import measure_rounds, trimmed_mean
+from autoprune.profile.rounds import measure_rounds, round_latency, trimmed_mean
 
 from test_local import tiny_onnx  # tests/profile is on sys.path (pytest rootdir import mode)
 
@@ -73,3 +73,16 @@ def test_a_failing_model_leaves_the_rounds_and_is_reported(tmp_path):
 def test_rounds_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         measure_rounds(RecordingProfiler(), {"a": tiny_onnx(tmp_path / "a.onnx")}, rounds=0)
+
+
+def test_round_latency_averages_the_round_statistic_and_says_how(tmp_path):
+    results, _ = measure_rounds(RecordingProfiler(), {"a": tiny_onnx(tmp_path / "a.onnx")}, rounds=3, window_s=0.01)
+    rounds = results["a"]
+    median, p90 = round_latency(rounds), round_latency(rounds, "p90")
+    assert median.value == pytest.approx(statistics.fmean(m.latency_ms.value for m in rounds))
+    assert p90.value == pytest.approx(statistics.fmean(m.latency["p90_ms"] for m in rounds)) and p90.value >= median.value
+    assert median.source == "measured" and median.unit == "ms"
+    assert median.how.startswith("10%-trimmed mean of 3 round medians") and ">= 0.01-s window" in median.how
+    assert "3 round 90th percentiles" in p90.how
+    with pytest.raises(ValueError, match="statistic must be"):
+        round_latency(rounds, "mean")
