@@ -45,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
     if dense:
         print(f"dense fp32 accuracy: {dense['value']:.4f} ({dense['source']}: {dense['how']})")
     print(f"\nrun directory: {result.out_dir}  (trials.csv, front.json, study.db)")
-    lat = sorted(p["metrics"]["latency_ms"]["value"] for p in front["points"] if "latency_ms" in p["metrics"])
-    if lat:  # a budget in the middle of the front, rounded up so that its point qualifies
-        budget = math.ceil(lat[len(lat) // 2] * 1000) / 1000
-        print(f"export one:    autoprune export {result.out_dir} --pick \"max accuracy where latency_ms <= {budget:g}\"")
+    # a budget on the study's first cost (latency by default) in the middle of the front,
+    # rounded up so that its point qualifies
+    cost = next((o["name"] for o in front["objectives"] if o["direction"] == "minimize"), "latency_ms")
+    values = sorted(p["metrics"][cost]["value"] for p in front["points"] if cost in p["metrics"])
+    if values:
+        budget = math.ceil(values[len(values) // 2] * 1000) / 1000
+        print(f"export one:    autoprune export {result.out_dir} --pick \"max accuracy where {cost} <= {budget:g}\"")
     return 0

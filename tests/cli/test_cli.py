@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import os
 import subprocess
 import sys
@@ -84,3 +85,16 @@ def test_run_json_then_export_and_apply(tmp_path, tiny):
     assert r.returncode == 0 and "identical to the plan's recorded artifact" in r.stdout
     r = autoprune("export", out, "--trial", 77)
     assert r.returncode == 2 and "--trial 77" in r.stderr
+
+
+def test_the_suggested_pick_uses_the_study_cost_and_works(tmp_path, tiny):
+    out = tmp_path / "run"
+    study = write_study(tmp_path, tiny, name="sized", objectives=["accuracy", "size_kb"], search={**tiny["search"], "n_trials": 4})
+    r = autoprune("run", study, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    line = next(l for l in r.stdout.splitlines() if l.startswith("export one:"))
+    command = shlex.split(line.split(":", 1)[1])
+    assert command[:3] == ["autoprune", "export", str(out)] and "where size_kb <=" in command[-1]
+    r = autoprune(*command[1:], "--out", tmp_path / "picked")
+    assert r.returncode == 0, r.stderr
+    assert "size_kb" in r.stdout and (tmp_path / "picked" / "model.onnx").is_file()
