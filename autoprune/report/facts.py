@@ -13,6 +13,8 @@ from typing import Any
 
 import optuna
 
+from ..study.records import CONFIRMATION_ATTR
+
 __all__ = ["run_facts", "fact"]
 
 
@@ -121,5 +123,13 @@ def run_facts(study: optuna.Study, complete: list[optuna.trial.FrozenTrial], run
             rows.append(fact(f"search {key}", search[key], "setting"))
     if config.get("constraints"):
         rows.append(fact("constraints", {k: v for k, v in config["constraints"].items() if v is not None}, "setting"))
+    confirm = config.get("confirm") or {}
+    if confirm:
+        rows.append(fact("confirmation settings", confirm, "setting"))
+    done = ua.get(CONFIRMATION_ATTR)
+    if done:
+        summary = (f"{len(done.get('trials', {}))} trial(s) re-measured in {done.get('seconds', 0):.0f} s, "
+                   f"{len(done.get('failed', {}))} not confirmed; every front point confirmed: {'yes' if done.get('complete') else 'no'}")
+        rows.append(fact("confirmation pass", summary, "recorded", f"started {done.get('started')}, after the search"))
     groups["Run"] = rows
     return groups

@@ -124,6 +124,8 @@ def test_facts_name_device_runtime_task_dense_and_run(data):
     assert "meter" in {label for g, label in rows if g == "Measured on"}
     assert all(r["source"] in (*SOURCES, "setting", "recorded") for r in rows.values())
     assert data.study["duration_s"] > 0 and data.study["running"] is False
+    assert rows[("Run", "confirmation settings")]["value"] == json.dumps({"rounds": 3, "min_duration_s": 0.1, "margin": 0.1}, separators=(", ", ": "))
+    assert "every front point confirmed: yes" in rows[("Run", "confirmation pass")]["value"]
 
 
 def test_data_is_json_and_has_no_optional_sections(data):
