@@ -107,7 +107,7 @@ def _point(r: TrialRecord, objectives: list[str]) -> dict[str, Any]:
         "search_metrics": r.search_metrics,
         "confirmation": r.confirmation or None,
         "measurement_settings": ua.get("measurement", {}).get("settings", {}),
-        "latency_stats": ua.get("measurement", {}).get("latency", {}),
+        "search_latency_stats": ua.get("measurement", {}).get("latency", {}),  # the search window's; confirmed: see confirmation
         "constraints": r.constraints,
         "sha256": ua.get("sha256"),
         "plan": ua.get("plan", {}),

@@ -56,6 +56,8 @@ def test_outputs_front_and_csv(tiny_run):
                 assert not (ta >= a and tl <= l and (ta > a or tl < l)), (p["number"], r.number)
         assert p["plan"] and p["sha256"] and p["metrics"]["latency_ms"]["source"] == "measured"
         assert p["confirmed"], f"front point {p['number']} was not confirmed"
+        assert {"median_ms", "p90_ms", "cv", "n"} <= set(p["search_latency_stats"])  # the search window's statistics
+        assert len(p["confirmation"]["round_medians_ms"]) == 3 and p["confirmation"]["round_cv"] >= 0
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert len(rows) == len(tiny_run.study.trials)
     assert {"number", "state", "baseline", "accuracy", "accuracy_source", "latency_ms", "plan"} <= set(rows[0])
