@@ -35,7 +35,7 @@ import optuna
 
 from ..config import ConfirmSettings
 from ..exceptions import AutopruneError
-from ..metrics import TIMING_METRICS, Metric
+from ..metrics import Metric
 from ..plan import Plan
 from ..profile import Measurement, Profiler, estimate_energy
 from ..profile.rounds import TRIMMED_MEAN, measure_rounds, round_latency, trimmed_mean
@@ -44,10 +44,8 @@ from .context import StudyContext
 from .objective import constraint_values
 from .records import CONFIRMATION_ATTR, TrialRecord, objective_names, pareto_front, records, with_confirmations
 
-__all__ = ["confirm_front", "REMEASURED", "needs_confirmation"]
+__all__ = ["confirm_front", "needs_confirmation"]
 
-# Metrics a re-measurement replaces; the rest (accuracy, size, MACs) do not depend on timing.
-REMEASURED = TIMING_METRICS
 _COSTS = ("latency_ms", "energy_mj")
 _MAX_PASSES = 5
 
