@@ -118,9 +118,8 @@ def _confirmed_metrics(r: TrialRecord, rounds: list[Measurement], ctx: StudyCont
 class _Pass:
     """One confirmation pass over a study (state shared by its selection rounds)."""
 
-    def __init__(self, study: optuna.Study, ctx: StudyContext, profiler: Profiler, settings: ConfirmSettings,
-                 log: Callable[[str], None]) -> None:
-        self.study, self.ctx, self.profiler, self.settings, self.log = study, ctx, profiler, settings, log
+    def __init__(self, study: optuna.Study, ctx: StudyContext, profiler: Profiler, settings: ConfirmSettings) -> None:
+        self.ctx, self.profiler, self.settings = ctx, profiler, settings
         self.objectives = objective_names(study)
         self.directions = [d.name.lower() for d in study.directions]
         self.dense_accuracy = (study.user_attrs.get("dense") or {}).get("accuracy", {}).get("value")
@@ -194,7 +193,7 @@ def confirm_front(study: optuna.Study, ctx: StudyContext, profiler: Profiler, lo
     if settings.rounds == 0 or not _confirms_anything(ctx, objectives):
         return None
     started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
-    p = _Pass(study, ctx, profiler, settings, log)
+    p = _Pass(study, ctx, profiler, settings)
     todo = p.first_selection()
     passes = 0
     with tempfile.TemporaryDirectory(prefix="autoprune-confirm-") as tmp:
