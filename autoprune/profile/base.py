@@ -9,10 +9,10 @@ calibrated cost model (later) predicts the same :class:`Measurement` with
 from __future__ import annotations
 
 import abc
-import contextlib
+import copy
 import dataclasses
 import os
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -82,19 +82,19 @@ class Profiler(abc.ABC):
             ProfilerError: the measurement could not be taken.
         """
 
-    @contextlib.contextmanager
-    def settings_override(self, **changes: Any) -> Iterator["Profiler"]:
-        """Measure with some ``profiler`` settings changed (e.g. ``min_duration_s``) inside the block.
+    def with_settings(self, **changes: Any) -> "Profiler":
+        """A profiler like this one with some ``profiler`` settings changed (e.g. ``min_duration_s``).
+
+        The copy shares this profiler's sessions, connections and caches, and this profiler is
+        left as it was, so one profiler can serve callers that need different settings at once.
+        Close the original, not the copy.
 
         Raises:
             TypeError: a name that is not a profiler setting.
         """
-        original = self.device
-        self.device = dataclasses.replace(original, profiler=dataclasses.replace(original.profiler, **changes))
-        try:
-            yield self
-        finally:
-            self.device = original
+        other = copy.copy(self)
+        other.device = dataclasses.replace(self.device, profiler=dataclasses.replace(self.device.profiler, **changes))
+        return other
 
     def close(self) -> None:
         """Release sessions or connections. Safe to call twice."""

@@ -66,15 +66,15 @@ def measure_rounds(
     results: dict[Hashable, list[Measurement]] = {k: [] for k in models}
     failed: dict[Hashable, str] = {}
     live = list(models.items())
-    overrides = {} if window_s is None else {"min_duration_s": window_s}
-    with profiler.settings_override(**overrides):
-        for k in range(rounds):
-            for key, path in (live if k % 2 == 0 else live[::-1]):
-                try:
-                    results[key].append(profiler.measure(path))
-                except ProfilerError as e:
-                    failed[key] = str(e)
-            live = [(key, path) for key, path in live if key not in failed]
+    if window_s is not None:
+        profiler = profiler.with_settings(min_duration_s=window_s)
+    for k in range(rounds):
+        for key, path in (live if k % 2 == 0 else live[::-1]):
+            try:
+                results[key].append(profiler.measure(path))
+            except ProfilerError as e:
+                failed[key] = str(e)
+        live = [(key, path) for key, path in live if key not in failed]
     return {k: v for k, v in results.items() if k not in failed}, failed
 
 

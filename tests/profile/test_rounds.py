@@ -56,9 +56,21 @@ def test_rounds_alternate_the_order_and_use_the_window(tmp_path):
     assert not failed and all(len(v) == 3 for v in results.values())
     assert [name for name, _ in prof.calls] == ["a.onnx", "b.onnx", "c.onnx", "c.onnx", "b.onnx", "a.onnx", "a.onnx", "b.onnx", "c.onnx"]
     assert {w for _, w in prof.calls} == {0.02}
-    assert prof.device.profiler.min_duration_s == window  # the override ends with the rounds
+    assert prof.device.profiler.min_duration_s == window  # the caller's profiler is left as it was
     assert time.perf_counter() - t0 >= 9 * 0.02
     assert all(m.latency_ms.source == "measured" for ms in results.values() for m in ms)
+
+
+def test_with_settings_changes_a_copy_that_shares_the_profilers_state(tmp_path):
+    prof = RecordingProfiler()
+    window = prof.device.profiler.min_duration_s
+    fast = prof.with_settings(min_duration_s=0.01, warmup=1)
+    assert (fast.device.profiler.min_duration_s, fast.device.profiler.warmup) == (0.01, 1)
+    assert (prof.device.profiler.min_duration_s, prof.device.profiler.warmup) == (window, 2)
+    assert fast.measure(tiny_onnx(tmp_path / "a.onnx")).settings["min_duration_s"] == 0.01
+    assert prof.calls == [("a.onnx", 0.01)]  # state (here the call log; sessions, pools) is shared
+    with pytest.raises(TypeError, match="no_such_setting"):
+        prof.with_settings(no_such_setting=1)
 
 
 def test_a_failing_model_leaves_the_rounds_and_is_reported(tmp_path):
