@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["to_minimization", "non_dominated", "hypervolume", "reference_point", "hypervolume_history"]
+__all__ = ["to_minimization", "dominated", "non_dominated", "hypervolume", "reference_point", "hypervolume_history"]
 
 Vector = Sequence[float]
 
@@ -35,6 +35,11 @@ def _dominates(a: Vector, b: Vector) -> bool:
     return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
+def dominated(point: Vector, points: Sequence[Vector]) -> bool:
+    """Whether any of ``points`` dominates ``point`` (minimisation)."""
+    return any(_dominates(q, point) for q in points)
+
+
 def non_dominated(points: Sequence[Vector]) -> list[int]:
     """Indices of the points no other point dominates (minimisation); duplicates are all kept.
 
@@ -44,7 +49,7 @@ def non_dominated(points: Sequence[Vector]) -> list[int]:
     Returns:
         Indices into ``points``, ascending.
     """
-    return [i for i, p in enumerate(points) if not any(_dominates(q, p) for q in points)]
+    return [i for i, p in enumerate(points) if not dominated(p, points)]
 
 
 def hypervolume(points: Sequence[Vector], ref: Vector) -> float:

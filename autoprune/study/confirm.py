@@ -36,6 +36,7 @@ import optuna
 from ..config import ConfirmSettings
 from ..exceptions import AutopruneError
 from ..metrics import Metric
+from ..pareto import dominated, to_minimization
 from ..plan import Plan
 from ..profile import Measurement, Profiler, estimate_energy
 from ..profile.rounds import TRIMMED_MEAN, measure_rounds, round_latency, trimmed_mean
@@ -77,11 +78,15 @@ def _near_front(recs: list[TrialRecord], ctx: StudyContext, objectives: list[str
                 constraints[n] = metrics[n]["value"] - budget
         return dataclasses.replace(r, metrics=metrics, constraints=constraints)
 
+    def vector(r: TrialRecord) -> tuple[float, ...] | None:
+        ok = r.feasible and all(o in r.metrics for o in objectives)
+        return to_minimization(r.values(objectives), directions) if ok else None
+
+    others = {r.number: v for r in recs if (v := vector(r)) is not None}
     out = []
-    others = [r for r in recs if r.feasible]
-    for r in recs:
-        o = optimistic(r)
-        if o.feasible and any(f.number == r.number for f in pareto_front([o, *(x for x in others if x.number != r.number)], objectives, directions)):
+    for r in recs:  # on the front of its optimistic self and every other record: O(n^2)
+        v = vector(optimistic(r))
+        if v is not None and not dominated(v, [w for n, w in others.items() if n != r.number]):
             out.append(r)
     return out
 

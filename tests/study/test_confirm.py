@@ -6,6 +6,7 @@ import csv
 import re
 import dataclasses
 import json
+import random
 
 import optuna
 import pytest
@@ -145,3 +146,30 @@ def test_confirm_min_duration_null_means_the_device_window(tiny_config):
     d = {**tiny_config.to_dict(), "confirm": {"min_duration_s": None}}
     assert StudyConfig.from_dict(d, "s.yaml").confirm.min_duration_s is None
 
+
+
+@pytest.mark.parametrize("budget", [None, 1.0])
+def test_near_front_is_the_front_of_each_optimistic_record_among_the_others(budget):
+    from types import SimpleNamespace
+
+    from autoprune.study.confirm import _near_front
+
+    rng = random.Random(3)
+    recs = []
+    for n in range(60):
+        lat = rng.uniform(0.2, 2.0)
+        recs.append(_record(n, round(rng.uniform(0.8, 1.0), 2), lat, constraints=None if budget is None else {"latency_ms": lat - budget}))
+    ctx = SimpleNamespace(config=SimpleNamespace(constraints=SimpleNamespace(latency_ms=budget, energy_mj=None)))
+    objectives, directions, margin = ["accuracy", "latency_ms"], ["maximize", "minimize"], 0.1
+
+    def by_definition(r: TrialRecord) -> bool:  # the definition, a whole front per record
+        lat = r.value("latency_ms") * (1 - margin)
+        metrics = {**r.metrics, "latency_ms": {**r.metrics["latency_ms"], "value": lat}}
+        o = dataclasses.replace(r, metrics=metrics, constraints={} if budget is None else {"latency_ms": lat - budget})
+        front = pareto_front([o, *(x for x in recs if x.number != r.number)], objectives, directions)
+        return any(f is o for f in front)
+
+    near = [r.number for r in _near_front(recs, ctx, objectives, directions, margin)]
+    assert near == [r.number for r in recs if by_definition(r)]
+    front = {r.number for r in pareto_front(recs, objectives, directions)}
+    assert front <= set(near) and len(near) > len(front)  # the margin widens the selection
