@@ -230,11 +230,12 @@ class StudyConfig:
             _check_activation_bits(build, bits, "search.bits", None, label)
         b.finish()
         k = r.sub("confirm")
+        default = ConfirmSettings()
         confirm = ConfirmSettings(
-            rounds=k.int("rounds", 5, lo=0, hi=1000),
+            rounds=k.int("rounds", default.rounds, lo=0, hi=1000),
             min_duration_s=None if k.has("min_duration_s") and k.raw("min_duration_s") is None
-            else k.float("min_duration_s", 0.5, lo=0.0, hi=600.0),
-            margin=k.float("margin", 0.1, lo=0.0, hi=10.0),
+            else k.float("min_duration_s", default.min_duration_s, lo=0.0, hi=600.0),
+            margin=k.float("margin", default.margin, lo=0.0, hi=10.0),
         )
         if confirm.rounds == 1:
             raise k.fail("rounds", "must be 0 (off) or at least 2: one round is one more noisy measurement")

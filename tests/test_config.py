@@ -21,6 +21,13 @@ def test_config_round_trips():
     assert StudyConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_a_yaml_without_optional_sections_gets_the_documented_defaults():
+    from autoprune.config import CONFIG_VERSION
+
+    # the dataclass defaults are the ones the YAML reference documents
+    assert StudyConfig.from_dict({"version": CONFIG_VERSION, "name": "x"}, "x.yaml") == StudyConfig(name="x", path="x.yaml")
+
+
 def write(tmp_path, text: str) -> Path:
     p = tmp_path / "study.yaml"
     p.write_text(text)
