@@ -58,7 +58,7 @@ from autoprune import discover
 from autoprune.compress import export_onnx, to_onnx
 from autoprune.device import AgentSettings, DeviceProfile, ProfilerSettings
 from autoprune.profile.agent import AgentProfiler
-from autoprune.profile.local import LocalProfiler
+from autoprune.profile.local import LocalProfiler, host_info
 from autoprune.tasks.digits import DigitsCNN, load_digits
 
 
@@ -212,7 +212,7 @@ def main() -> int:
 
     lines = [
         f"agent repeatability benchmark (all numbers measured on this machine, started {started})",
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}, python {platform.python_version()}",
+        f"machine: {host_info()['cpu']}, {os.cpu_count()} cpus, {platform.platform()}, python {platform.python_version()}",
         f"load average (1/5/15 min) at start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; at end: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}",
         f"settings: batch 1, 1 thread, warmup 30, repetitions >= {args.repetitions}, min_duration_s {args.min_duration}",
         f"agent: subprocess on 127.0.0.1 ({'autoprune agent serve, default session cache' if args.session_cache is None else f'AgentServer with session_cache={args.session_cache}'}); "

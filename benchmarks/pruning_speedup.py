@@ -12,23 +12,36 @@ is left on the slower plain NCHW path. The report has one table for that default
 8 (the library's default), so the effect is visible; the "NCHWc convs" column says how many
 convs onnxruntime actually ran blocked (read from its optimized graph).
 
-Each architecture is benchmarked at two sizes (``--width-mults``): the zoo's test-size model
-(``width_mult`` 1: ResNet convs of 32-128 channels, MobileNetV2 16-384, chosen so the test
-suite is fast, so at ratio 0.75 many layers are 8-16 channels wide) and deploy-size widths
-(``width_mult`` 4: ResNet convs of 128-512 channels, the range of ResNet-18/50; MobileNetV2
-64-1536). The goal is judged at both; the report says which meet it.
+Each architecture is benchmarked in three configurations:
 
-Every session of a model (dense, and each ratio for each rounding) is timed interleaved, in a
-shuffled order each round, so that load from other processes hits them alike; the statistic
-is the median. For MobileNetV2 a per-op-class breakdown (onnxruntime's per-node profiler on
+* the zoo's test-size model (``--width-mults`` 1: ResNet convs of 32-128 channels, MobileNetV2
+  16-384, input 1x1x64x64; chosen so the test suite is fast, so at ratio 0.75 many layers are
+  8-16 channels wide);
+* the zoo model at wider widths (``--width-mults`` 4: ResNet convs of 128-512 channels,
+  MobileNetV2 64-1536, same input);
+* the ImageNet configurations people deploy (``--no-imagenet`` leaves them out):
+  MobileNetV2 1.0 exactly as torchvision builds it (224x224 input, 300 MMACs), and
+  torchvision's ResNet-18 and ResNet-50 stages at their ImageNet resolution (56x56 after the
+  stem; the zoo's 3x3 stem conv replaces the 7x7 conv and max-pool).
+
+The goal is judged on every row; the report says which meet it.
+
+Every session of a model (dense, and each ratio for each rounding) is timed interleaved, run
+by run in a shuffled order each round, so that load from other processes hits them alike; each
+visit runs the model once untimed before its timed run, so the timed run starts with the
+model's own weights in the caches, as when it runs repeatedly (timing single interleaved runs
+cold penalises the small pruned models: in one probe MobileNetV2 1.0 at 0.75 measured 4.0x
+cold and 4.3x warm).
+The statistic is the median. For MobileNetV2 a per-op-class breakdown (onnxruntime's per-node profiler on
 separate sessions, MACs counted from layer shapes) shows where efficiency is lost.
 
-    python benchmarks/pruning_speedup.py [--size 64] [--runs 400] [--round-to N] [--width-mults 1,4] [--out benchmarks/results/pruning_speedup.txt]
+    python benchmarks/pruning_speedup.py [--size 64] [--runs 400] [--wide-runs 100] [--round-to N] [--width-mults 1,4] [--no-imagenet] [--out benchmarks/results/pruning_speedup.txt]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -46,8 +59,11 @@ from torch import nn
 
 from autoprune import discover, zoo
 from autoprune.compress import compress, export_onnx
+from autoprune.profile.local import host_info
 from autoprune.profile.timing import make_session
 from autoprune.space import layer_macs
+from autoprune.zoo.mobilenet import IMAGENET_STAGES, MobileNetV2
+from autoprune.zoo.resnet import RESNET18_STAGES, RESNET50_STAGES, ResNet
 
 RATIOS = (0.25, 0.5, 0.75)
 CLASSES = ("depthwise conv", "other conv", "rest")
@@ -143,21 +159,54 @@ def by_class(run: list[tuple[str, float, float]], field: int) -> dict[str, float
     return out
 
 
-def variants(arch: str, size: int, roundings: tuple[int, ...], width_mult: float) -> tuple[torch.Tensor, dict, dict, int]:
+@dataclasses.dataclass
+class Case:
+    """One model to prune: ``family`` picks the per-op-class breakdown (MobileNetV2's)."""
+
+    family: str
+    label: str
+    model: nn.Module
+    x: torch.Tensor
+    runs: int
+
+
+def cases(archs: list[str], width_mults: list[float], size: int, runs: int, wide_runs: int, imagenet: bool) -> list[Case]:
+    """The zoo models at each ``width_mult`` (input 1x1xSIZExSIZE), then the ImageNet configurations."""
+    gen = torch.Generator().manual_seed(0)
+    out = [Case(arch, f"{arch}, width_mult {wm:g}", zoo.build(arch, width_mult=wm).eval(),
+                torch.randn(1, 1, size, size, generator=gen), runs if wm <= 1 else wide_runs)
+           for wm in width_mults for arch in archs]
+    if imagenet:
+        torch.manual_seed(0)
+        if "resnet" in archs:
+            for name, stages in (("ResNet-18", RESNET18_STAGES), ("ResNet-50", RESNET50_STAGES)):
+                out.append(Case("resnet", f"{name}, torchvision's stages at their ImageNet resolution (56x56 after the stem; a 3x3 stem conv)",
+                                ResNet(stages, stem=64, in_channels=3, num_classes=1000).eval(), torch.randn(1, 3, 56, 56, generator=gen), wide_runs))
+        if "mobilenetv2" in archs:
+            out.append(Case("mobilenetv2", "MobileNetV2 1.0, torchvision's configuration",
+                            MobileNetV2(IMAGENET_STAGES, stem=32, last=1280, stem_stride=2, in_channels=3, num_classes=1000).eval(),
+                            torch.randn(1, 3, 224, 224, generator=gen), wide_runs))
+    return out
+
+
+def variants(model: nn.Module, x: torch.Tensor, roundings: tuple[int, ...]) -> tuple[dict, dict, int]:
     """The dense model (key ``(0, 0.0)``) and one pruned copy per ``(round_to, ratio)``, with their ONNX bytes."""
-    model = zoo.build(arch, width_mult=width_mult).eval()
-    x = torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(0))
     models, protos = {(0, 0.0): model}, {(0, 0.0): export_onnx(model, x).SerializeToString()}
     for rt in roundings:
         space = discover(model, x, max_ratio=0.75, round_to=rt)
         for r in RATIOS:
             models[(rt, r)] = m = compress(model, space.plan_from_params(space.params_for(r, 32)), x, space=space)
             protos[(rt, r)] = export_onnx(m, x).SerializeToString()
-    return x, models, protos, len(space.groups)
+    return models, protos, len(space.groups)
 
 
-def time_interleaved(protos: dict, feed: dict, runs: int) -> dict:
-    """Seconds per run of every session, timed round-robin in a shuffled order each round."""
+def time_interleaved(protos: dict, feed: dict, runs: int, warmup: int = 1) -> dict:
+    """Seconds per timed run of every session, interleaved run by run in a shuffled order each round.
+
+    Each visit runs the session ``warmup`` times untimed first, so the timed run starts with the
+    model's own weights in the caches, as when a model runs repeatedly; interleaving visit by
+    visit spreads the machine's slow and fast moments evenly over the sessions.
+    """
     sessions = {k: make_session(p, threads=1) for k, p in protos.items()}
     times = {k: [] for k in sessions}
     order, rng = list(sessions), random.Random(0)
@@ -167,14 +216,17 @@ def time_interleaved(protos: dict, feed: dict, runs: int) -> dict:
     for _ in range(runs):
         rng.shuffle(order)
         for k in order:
+            for _ in range(warmup):
+                sessions[k].run(None, feed)
             t = time.perf_counter()
             sessions[k].run(None, feed)
             times[k].append(time.perf_counter() - t)
     return times
 
 
-def bench(arch: str, size: int, runs: int, roundings: tuple[int, ...], breakdown_runs: int, width_mult: float = 1.0) -> list[str]:
-    x, models, protos, n_groups = variants(arch, size, roundings, width_mult)
+def bench(case: Case, roundings: tuple[int, ...], breakdown_runs: int) -> list[str]:
+    x, runs = case.x, case.runs
+    models, protos, n_groups = variants(case.model, x, roundings)
     feed = {make_session(protos[(0, 0.0)]).get_inputs()[0].name: x.numpy()}
     macs = {k: sum(layer_macs(m, x).values()) for k, m in models.items()}
     nchwc = {k: nchwc_count(optimized_graph(p)[1]) for k, p in protos.items()}
@@ -185,8 +237,8 @@ def bench(arch: str, size: int, runs: int, roundings: tuple[int, ...], breakdown
     med = {k: float(np.median(v)) for k, v in times.items()}
     dense = (0, 0.0)
     widths = sorted({m.out_channels for m in models[dense].modules() if isinstance(m, nn.Conv2d)})
-    lines = [f"{arch}, width_mult {width_mult:g} (conv widths {widths[0]}-{widths[-1]}; input 1x1x{size}x{size}, {n_groups} channel groups; "
-             f"{len(times)} sessions timed interleaved, {runs} runs each)"]
+    lines = [f"{case.label} (conv widths {widths[0]}-{widths[-1]}; input {'x'.join(map(str, x.shape))}, {n_groups} channel groups; "
+             f"{len(times)} sessions timed interleaved, {runs} warm runs each)"]
     for rt in roundings:
         lines += [f"  round_to={rt}",
                   f"    {'ratio':>5}  {'MMACs':>7}  {'run MMACs':>9}  {'NCHWc convs':>11}  {'median ms':>9}  {'p10-p90 ms':>13}  "
@@ -199,7 +251,7 @@ def bench(arch: str, size: int, runs: int, roundings: tuple[int, ...], breakdown
             lines.append(f"    {r:>5.2f}  {macs[k] / 1e6:>7.2f}  {run_macs[k] / 1e6:>9.2f}  {nchwc[k]:>11}  {med[k] * 1e3:>9.3f}  {p10:>6.3f}-{p90:<6.3f}  "
                          f"{red:>12.2f}x  {sp:>6.2f}x  {sp / red:>10.2f}  {sp / (run_macs[dense] / run_macs[k]):>16.2f}{goal}")
     if breakdown_runs:
-        lines += breakdown(arch, x, models, protos, feed, roundings[0], breakdown_runs)
+        lines += breakdown(case.label.split(",")[0], x, models, protos, feed, roundings[0], breakdown_runs)
     return lines
 
 
@@ -242,20 +294,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=64, help="input height and width")
     ap.add_argument("--runs", type=int, default=400, help="timed runs per session (interleaved)")
+    ap.add_argument("--wide-runs", type=int, default=100, help="timed runs per session for width_mult > 1 and the ImageNet configurations (slower models)")
     ap.add_argument("--round-to", type=int, default=block, help=f"kept channels are multiples of this (default: this CPU's channel block, {block})")
     ap.add_argument("--breakdown-runs", type=int, default=200, help="profiled runs per model for MobileNetV2's per-op-class breakdown (0: none)")
     ap.add_argument("--archs", default="resnet,mobilenetv2", help="comma-separated zoo names")
     ap.add_argument("--width-mults", default="1,4", help="comma-separated zoo width_mult values (1: the test-size zoo model; 4: deploy-size widths)")
-    ap.add_argument("--wide-runs", type=int, default=100, help="timed runs per session for width_mult > 1 (slower models)")
+    ap.add_argument("--no-imagenet", action="store_true", help="leave out the ImageNet configurations (ResNet-18, ResNet-50, MobileNetV2 1.0)")
     ap.add_argument("--out", default=None, help="also write the report here")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     roundings = tuple(dict.fromkeys((args.round_to, 8)))
     load0 = os.getloadavg()
+    host = host_info()
     report = [
-        f"pruning_speedup: measured onnxruntime latency (median of interleaved runs, 1 thread, batch 1, fp32) vs MACs counted from layer shapes ({time.strftime('%Y-%m-%d %H:%M:%S')})",
-        f"host: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} onnxruntime={ort.__version__} torch={torch.__version__}",
+        f"pruning_speedup: measured onnxruntime latency (median of interleaved warm runs, 1 thread, batch 1, fp32) vs MACs counted from layer shapes ({time.strftime('%Y-%m-%d %H:%M:%S')})",
+        f"host: {host['cpu']}, {host['cores']} cpus, {platform.machine()}, onnxruntime={ort.__version__} torch={torch.__version__}",
         f"channel block of this CPU: {block} ({why})",
         f"round_to: {args.round_to}{' (the default: the CPU block)' if args.round_to == block else ' (given on the command line)'}"
         + (", and 8 for comparison" if len(roundings) > 1 else ""),
@@ -263,10 +317,9 @@ def main() -> None:
         f"load average at start (1/5/15 min): {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}",
         "",
     ]
-    for wm in (float(w) for w in args.width_mults.split(",")):
-        for arch in args.archs.split(","):
-            breakdown_runs = args.breakdown_runs if arch == "mobilenetv2" else 0
-            report += bench(arch, args.size, args.runs if wm <= 1 else args.wide_runs, roundings, breakdown_runs, wm) + [""]
+    archs, width_mults = args.archs.split(","), [float(w) for w in args.width_mults.split(",")]
+    for case in cases(archs, width_mults, args.size, args.runs, args.wide_runs, not args.no_imagenet):
+        report += bench(case, roundings, args.breakdown_runs if case.family == "mobilenetv2" else 0) + [""]
     load1 = os.getloadavg()
     report.append(f"load average at end (1/5/15 min): {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
     text = "\n".join(report)

@@ -43,6 +43,7 @@ def main() -> int:
     from autoprune.device import load_device_profile
     from autoprune.export import export_trial, load_run
     from autoprune.profile import LocalProfiler
+    from autoprune.profile.local import host_info
     from autoprune.profile.rounds import measure_rounds, trimmed_mean
     from autoprune.study.records import records
 
@@ -110,7 +111,7 @@ def main() -> int:
     load = os.getloadavg()
 
     doc = {
-        "machine": {"device_profile": profiler.device.name, "load_average_1_5_15": load, "platform": platform.platform(), "onnxruntime": ort.__version__},
+        "machine": {"device_profile": profiler.device.name, "load_average_1_5_15": load, "cpu": host_info()["cpu"], "platform": platform.platform(), "onnxruntime": ort.__version__},
         "wall_seconds": wall,
         "trials_complete": len(complete),
         "trials_total": len(study.trials),

@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the result here")
     args = ap.parse_args(argv)
 
+    from autoprune.profile.local import host_info
     from autoprune.report import write_report
 
     load_before = os.getloadavg()
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"report_render benchmark ({time.strftime('%Y-%m-%d %H:%M:%S')})",
         f"study: SYNTHETIC {args.trials} trials copied from a real tiny digits study (see docstring)",
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, load average before {' '.join(f'{x:.1f}' for x in load_before)} (shared with other work)",
+        f"machine: {host_info()['cpu']}, {os.cpu_count()} cpus, load average before {' '.join(f'{x:.1f}' for x in load_before)} (shared with other work)",
         f"chromium: {CHROMIUM} headless; python {platform.python_version()}",
         f"generate (python, build data + html): {generate_s:.2f} s",
         f"file size: {size_mb:.2f} MB (goal < 10 MB): {'PASS' if size_mb < 10 else 'FAIL'}",

@@ -11,7 +11,12 @@ from torch import nn
 
 from .resnet import scaled
 
-__all__ = ["InvertedResidual", "MobileNetV2"]
+__all__ = ["InvertedResidual", "MobileNetV2", "IMAGENET_STAGES"]
+
+# torchvision's MobileNetV2 (``inverted_residual_setting``): with ``stem=32, last=1280,
+# stem_stride=2, in_channels=3, num_classes=1000`` and a 224x224 input this is MobileNetV2 1.0
+# as deployed (300 MMACs).
+IMAGENET_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
 class InvertedResidual(nn.Module):
@@ -39,7 +44,8 @@ class MobileNetV2(nn.Module):
     """A small MobileNetV2: stem, inverted residual stages ``(expand, cout, n, stride)``, 1x1 head conv, linear classifier.
 
     ``width_mult`` scales the stem and stage widths (multiples of 8) and, above 1, the head
-    conv, as torchvision's ``width_mult``; 1 is the small test-size model.
+    conv, as torchvision's ``width_mult``; 1 is the small test-size model. The defaults are
+    the small test-size model; :data:`IMAGENET_STAGES` with ``stem_stride=2`` is the real one.
     """
 
     def __init__(
@@ -50,12 +56,13 @@ class MobileNetV2(nn.Module):
         width_mult: float = 1.0,
         in_channels: int = 1,
         num_classes: int = 10,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         # as torchvision's MobileNetV2: every width scales, the head conv only when widening
         stem, last = scaled(stem, width_mult), scaled(last, max(1.0, width_mult))
         stages = tuple((t, scaled(cout, width_mult), n, s) for t, cout, n, s in stages)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU6(inplace=True)]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, stem, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU6(inplace=True)]
         c = stem
         for t, cout, n, s in stages:
             for j in range(n):

@@ -9,7 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "scaled"]
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "scaled", "RESNET18_STAGES", "RESNET50_STAGES"]
+
+# The stages of torchvision's ResNet-18 and ResNet-50 (block, width, blocks, stride). With
+# ``stem=64, in_channels=3`` and a 56x56 input they run at their ImageNet resolution (what
+# follows the 7x7 stride-2 stem and max-pool of a 224x224 image); the stem here is a 3x3 conv.
+RESNET18_STAGES = (("basic", 64, 2, 1), ("basic", 128, 2, 2), ("basic", 256, 2, 2), ("basic", 512, 2, 2))
+RESNET50_STAGES = (("bottleneck", 64, 3, 1), ("bottleneck", 128, 4, 2), ("bottleneck", 256, 6, 2), ("bottleneck", 512, 3, 2))
 
 
 def scaled(channels: int, width_mult: float, divisor: int = 8) -> int:

@@ -1,4 +1,4 @@
-"""width_mult: the zoo's ResNet and MobileNetV2 at deploy-size widths (used by the pruning-speedup benchmark)."""
+"""The zoo's ResNet and MobileNetV2 at wider widths (width_mult) and in their ImageNet configurations (used by the pruning-speedup benchmark)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import pytest
 from torch import nn
 
 from autoprune import compress, discover, zoo
-from autoprune.zoo.resnet import scaled
+import torch
+
+from autoprune.space import layer_macs
+from autoprune.zoo.mobilenet import IMAGENET_STAGES, MobileNetV2
+from autoprune.zoo.resnet import RESNET18_STAGES, RESNET50_STAGES, ResNet, scaled
 
 
 def _widths(model: nn.Module) -> list[int]:
@@ -24,7 +28,7 @@ def test_scaled_refuses_a_non_positive_multiplier():
 
 
 @pytest.mark.parametrize("arch, lo, hi", [("resnet", 128, 512), ("mobilenetv2", 64, 1536)])
-def test_width_mult_four_builds_deploy_size_widths_that_prune(arch, lo, hi):
+def test_width_mult_four_builds_wider_models_that_prune(arch, lo, hi):
     model, x = zoo.build(arch, width_mult=4), zoo.example_input(arch)
     assert _widths(model)[0] == lo and _widths(model)[-1] == hi
     assert _widths(zoo.build(arch)) == _widths(zoo.build(arch, width_mult=1.0))  # 1 is the default model
@@ -33,3 +37,20 @@ def test_width_mult_four_builds_deploy_size_widths_that_prune(arch, lo, hi):
     half = compress(model, space.plan_from_params(space.params_for(0.5, 32)), x, space=space)
     assert half(x).shape == (1, 10)
     assert _widths(half)[-1] < hi
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_imagenet_mobilenetv2_is_torchvisions():
+    model = MobileNetV2(IMAGENET_STAGES, stem=32, last=1280, stem_stride=2, in_channels=3, num_classes=1000).eval()
+    assert _params(model) == 3_504_872  # torchvision.models.mobilenet_v2(): 3,504,872 parameters
+    assert round(sum(layer_macs(model, torch.randn(1, 3, 224, 224)).values()) / 1e6) == 301  # ~300 MMACs
+
+
+@pytest.mark.parametrize("stages, torchvision_params", [(RESNET18_STAGES, 11_689_512), (RESNET50_STAGES, 25_557_032)])
+def test_imagenet_resnet_stages_are_torchvisions_but_for_the_stem(stages, torchvision_params):
+    model = ResNet(stages, stem=64, in_channels=3, num_classes=1000)
+    assert _params(model) == torchvision_params - 7 * 7 * 3 * 64 + 3 * 3 * 3 * 64  # a 3x3 stem conv instead of 7x7
+    assert model(torch.randn(1, 3, 56, 56)).shape == (1, 1000)
