@@ -99,6 +99,7 @@ def _plan_meta(ctx: StudyContext, run: dict, t: optuna.trial.FrozenTrial, sha: s
         "device": ctx.device.to_dict(),
         "task": ctx.task.spec(),
         "base_model_fingerprint": model_fingerprint(ctx.model),
+        "build_threads": ctx.build_threads,
         "artifact_sha256": sha,
         "source": {"study": run["study_name"], "trial": t.number, "baseline": t.user_attrs.get("baseline")},
         "versions": versions(),
@@ -135,6 +136,7 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     config = StudyConfig.from_dict(run["config"], f"{run_dir}/{RUN_FILE}")
     device = DeviceProfile.from_dict(study.user_attrs["device"], f"{run_dir} (device profile of the study)")
     ctx = StudyContext.prepare(config, device=device)
+    ctx.build_threads = study.user_attrs.get("build_threads")
     measured_fp, fp = study.user_attrs.get("base_model_fingerprint"), model_fingerprint(ctx.model)
     if measured_fp not in (None, fp):
         raise ExportError(
@@ -187,6 +189,7 @@ def apply_plan(plan_path: str | os.PathLike, out: str | os.PathLike) -> dict[str
     config = StudyConfig.from_dict(meta["study_config"], f"{plan_path}: meta.study_config")
     device = DeviceProfile.from_dict(meta["device"], f"{plan_path}: meta.device") if "device" in meta else None
     ctx = StudyContext.prepare(config, device=device)
+    ctx.build_threads = meta.get("build_threads")
     fp = model_fingerprint(ctx.model)
     if meta.get("base_model_fingerprint") not in (None, fp):
         raise ConfigError(f"{plan_path}: meta.base_model_fingerprint does not match the task's model ({fp[:12]}): the original differs")

@@ -23,6 +23,7 @@ from ..evaluate import evaluate_onnx
 from ..metrics import TIMING_METRICS, Metric
 from ..plan import Plan
 from ..profile import Measurement, Profiler
+from ..threads import torch_threads
 from .context import StudyContext
 
 __all__ = ["CandidateResult", "build", "measure"]
@@ -50,9 +51,10 @@ class CandidateResult:
         }
 
 
-def build(ctx: StudyContext, plan: Plan) -> Artifact:
-    """The deterministic ONNX artifact of ``plan`` (same plan, same bytes)."""
-    return build_artifact(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, ctx.config.build)
+def build(ctx: StudyContext, plan: Plan, settings: BuildSettings | None = None) -> Artifact:
+    """The deterministic ONNX artifact of ``plan`` (same plan, same bytes), built on the study's torch thread count."""
+    with torch_threads(ctx.build_threads):
+        return build_artifact(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, settings or ctx.config.build)
 
 
 def _by_bits(layers: dict[str, int]) -> str:

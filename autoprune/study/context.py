@@ -62,6 +62,7 @@ class StudyContext:
     space: SearchSpace
     eval_X: np.ndarray
     eval_y: np.ndarray
+    build_threads: int | None = None  # torch threads for builds (see autoprune.threads); None: as they are
 
     @classmethod
     def prepare(cls, config: StudyConfig, device: DeviceProfile | None = None) -> "StudyContext":
@@ -95,6 +96,7 @@ class StudyContext:
             "device": self.device.to_dict(),
             "task": self.task.spec(),
             "base_model_fingerprint": model_fingerprint(self.model),
+            "build_threads": self.build_threads if self.build_threads is not None else torch.get_num_threads(),
             "space": self.space.summary(),
             "versions": versions(),
         }

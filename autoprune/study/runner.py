@@ -19,6 +19,7 @@ from ..exceptions import ConfigError
 from ..metrics import OBJECTIVE_DIRECTIONS
 from ..profile import Profiler, make_profiler
 from ..baselines import baseline_params
+from .candidate import build
 from .confirm import confirm_front, needs_confirmation
 from .context import StudyContext
 from .objective import CANDIDATE_ERRORS, Objective
@@ -106,18 +107,18 @@ def run_study(
         with warnings.catch_warnings():  # experimental in Optuna 5; lets optuna-dashboard show our names
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(config.objectives))
+    ctx.build_threads = study.user_attrs.get("build_threads")  # the creator's, for every worker and rebuild
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
 
     if "dense" not in study.user_attrs:
-        from ..compress import build_artifact
         from ..evaluate import evaluate_onnx
 
         # The reference is the original model: no pruning, no quantization, no sparsity.
         plain = dataclasses.replace(config.build, sparsity="none")
         dense_plan = ctx.space.plan_from_params(baseline_params(ctx.space, "dense-fp32"))
-        dense = build_artifact(ctx.model, dense_plan, ctx.space, ctx.task, ctx.example_input, plain)
+        dense = build(ctx, dense_plan, plain)
         acc = evaluate_onnx(dense.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task)
         study.set_user_attr("dense", {"accuracy": acc.to_dict(), "macs": dense.macs, "size_bytes": dense.size_bytes})
     dense_accuracy = study.user_attrs["dense"]["accuracy"]["value"]

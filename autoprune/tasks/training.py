@@ -2,8 +2,9 @@
 
 AdamW with a one-cycle learning rate and cross-entropy, in shuffled mini-batches. Every random
 draw comes from ``seed`` (a generator for shuffling and augmentation, a forked global RNG for
-anything inside the model), so one seed trains one model for a given thread count, and the
-caller's RNG is left as it was.
+anything inside the model), and torch runs on :data:`~autoprune.threads.TRAINING_THREADS`
+threads, so one seed trains one model on any machine (with the same instruction set); the
+caller's RNG and thread count are left as they were.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+
+from ..threads import TRAINING_THREADS, torch_threads
 
 __all__ = ["fit", "accuracy"]
 
@@ -36,7 +39,7 @@ def fit(net: nn.Module, X: torch.Tensor, y: torch.Tensor, epochs: int, seed: int
     steps = epochs * ((len(y) + batch - 1) // batch)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch_threads(TRAINING_THREADS):
         torch.manual_seed(seed)
         for _ in range(epochs):
             net.train()
