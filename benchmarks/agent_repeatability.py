@@ -21,8 +21,14 @@ Models, each exported here (weights untrained: timing does not depend on their v
   (``autoprune.tasks.digits.DigitsCNN``, 8x8 input, five 3x3 convs 96-384 wide), fp32, and its
   int8 QDQ form made by autoprune's own quantize path (``to_onnx`` with every layer at 8 bits,
   calibrated on 256 digits images). The goals are judged on the fp32 model;
+* the same CNN pruned at ratio 0.75 (a uniform plan through ``autoprune.compress``): the size of
+  the quickstart's fast front points, 0.6 MB, whose weights stay in the core's caches;
 * memory-bound stress model — 4 x (MatMul 1024x1024 + Relu), 16.8 MB of weights streamed from
   DRAM on every inference, so it is sensitive to other tenants' memory traffic on a shared VM.
+
+After the agent blocks, the machine's own floor: the primary model timed back to back in one
+local session for ``--floor-s`` seconds, cut into consecutive 1/2/5/10-s windows; the CV of
+those windows' medians is what any profiler's repeatability is bounded by on this machine.
 
 For reference, ``--inline-requests`` calls with the primary model inline as base64 (the older form).
 The load average (``os.getloadavg``) is recorded at the start and the end. Every number printed is
@@ -55,10 +61,11 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from autoprune import discover
-from autoprune.compress import export_onnx, to_onnx
+from autoprune.compress import compress, export_onnx, to_onnx
 from autoprune.device import AgentSettings, DeviceProfile, ProfilerSettings
 from autoprune.profile.agent import AgentProfiler
 from autoprune.profile.local import LocalProfiler, host_info
+from autoprune.profile.timing import make_inputs, make_session
 from autoprune.tasks.digits import DigitsCNN, load_digits
 
 
@@ -98,11 +105,14 @@ def mlp(path: Path, width: int = 1024, layers: int = 4) -> None:
     onnx.save(m, path)
 
 
-def digits(fp32: Path, int8: Path | None) -> None:
-    """The digits task's CNN (seeded, untrained) as fp32 ONNX, and as int8 QDQ through ``to_onnx``."""
+def digits(fp32: Path, int8: Path | None, pruned: Path | None = None) -> None:
+    """The digits task's CNN (seeded, untrained) as fp32 ONNX, as int8 QDQ through ``to_onnx``, and pruned at ratio 0.75 (fp32)."""
     torch.manual_seed(0)
     model, x = DigitsCNN().eval(), torch.zeros(1, 1, 8, 8)
     onnx.save(export_onnx(model, x), fp32)
+    if pruned is not None:
+        space = discover(model, x, max_ratio=0.75)
+        onnx.save(export_onnx(compress(model, space.plan_from_params(space.params_for(0.75, 32)), x, space=space), x), pruned)
     if int8 is not None:
         space = discover(model, x, max_ratio=0.0, bits=(8, 32))
         plan = space.plan_from_params(space.params_for(0.0, 8))
@@ -113,6 +123,28 @@ def digits(fp32: Path, int8: Path | None) -> None:
 
 def cv(xs: list[float]) -> float:
     return statistics.stdev(xs) / statistics.mean(xs)
+
+
+def machine_floor(path: Path, seconds: float, windows: tuple[float, ...] = (1, 2, 5, 10)) -> list[str]:
+    """How steady this machine is, without the agent: one session timed back to back for ``seconds``,
+    cut into consecutive windows of each length; the CV of their medians is the floor any
+    profiler's repeatability has here."""
+    session = make_session(str(path), threads=1)
+    feeds = make_inputs(session)
+    for _ in range(30):
+        session.run(None, feeds)
+    starts, times, t_start = [], [], time.perf_counter()
+    while (t := time.perf_counter()) - t_start < seconds:
+        session.run(None, feeds)
+        starts.append(t - t_start)
+        times.append(time.perf_counter() - t)
+    starts_a, times_a = np.array(starts), np.array(times) * 1e3
+    out = []
+    for w in windows:
+        idx = (starts_a // w).astype(int)
+        meds = [float(np.median(times_a[idx == i])) for i in range(int(seconds // w))]
+        out.append(f"  {w:>4g}-s windows: {len(meds):>3} medians {min(meds):.4f}-{max(meds):.4f} ms, CV {100 * cv(meds):.2f} %")
+    return out
 
 
 def run_block(agent: AgentProfiler, local: LocalProfiler, model: Model, requests: int) -> Result:
@@ -166,6 +198,8 @@ def main() -> int:
     ap.add_argument("--min-duration", type=float, default=1.0)
     ap.add_argument("--no-int8", action="store_true", help="skip the digits CNN's int8 QDQ form")
     ap.add_argument("--no-stress", action="store_true", help="skip the memory-bound stress model")
+    ap.add_argument("--no-pruned", action="store_true", help="skip the digits CNN pruned at 0.75 (cache-resident)")
+    ap.add_argument("--floor-s", type=float, default=120.0, help="seconds of back-to-back local timing of the primary model for the machine's steadiness floor (0: none)")
     ap.add_argument("--session-cache", type=int, default=None, help="the agent's session cache size (default: the agent's default)")
     ap.add_argument("--inline-requests", type=int, default=3, help="extra calls with the primary model inline as base64 (0: none)")
     ap.add_argument("--out", type=Path, help="also write the report here")
@@ -177,7 +211,10 @@ def main() -> int:
                     tmp / "digits-fp32.onnx", primary=True)]
     if not args.no_int8:
         models.append(Model("digits CNN, int8 QDQ (the same model through autoprune.compress.to_onnx, every layer at 8 bits)", tmp / "digits-int8.onnx"))
-    digits(models[0].path, None if args.no_int8 else models[1].path)
+    if not args.no_pruned:
+        models.append(Model("digits CNN pruned at ratio 0.75, fp32 (autoprune.compress, uniform plan: the size of the quickstart's fast front points; "
+                            "its weights stay in the core's caches)", tmp / "digits-pruned.onnx"))
+    digits(models[0].path, None if args.no_int8 else models[1].path, None if args.no_pruned else models[-1].path)
     if not args.no_stress:
         models.append(Model(f"memory-bound stress model: 4 x (MatMul {args.width}x{args.width} + Relu), input 1x{args.width}", tmp / "mlp.onnx"))
         mlp(models[-1].path, width=args.width)
@@ -208,6 +245,7 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(10)
+    floor = machine_floor(models[0].path, args.floor_s) if args.floor_s else []
     load1 = os.getloadavg()
 
     lines = [
@@ -227,6 +265,9 @@ def main() -> int:
         lines += [f"for reference, primary model inline as base64 (older form), median of {len(inline_wall)} (measured): "
                   f"{statistics.median(inline_wall):.3f} s wall per call = {100 * (statistics.median(inline_wall) / wall_l - 1):+.2f} % vs local", ""]
     over = statistics.median(p.a_wall) / wall_l - 1
+    if floor:
+        lines += [f"machine floor (no agent): the primary model in one local session, timed back to back for {args.floor_s:g} s, "
+                  "cut into consecutive windows (measured):", *floor, ""]
     lines += [
         f"goals, judged on the primary model ({p.model.label.split(' (')[0]}):",
         f"  CV of the agent's medians over {args.requests} requests <= 2 %: {goal(cv(p.a_med) <= 0.02)} ({100 * cv(p.a_med):.2f} %, measured)",
