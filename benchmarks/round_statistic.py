@@ -25,12 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from autoprune.profile.rounds import trimmed_mean  # the confirmation pass's own summary
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def trimmed_mean(values: list[float], trim: float = 0.1) -> float:
-    cut = int(trim * len(values))
-    return statistics.fmean(sorted(values)[cut:len(values) - cut])
 
 
 STATISTICS = {
