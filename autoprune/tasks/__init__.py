@@ -31,7 +31,14 @@ def _digits(**options) -> Task:
     return DigitsTask(**options)
 
 
+def _fashion(**options) -> Task:
+    from .fashion import FashionTask
+
+    return FashionTask(**options)
+
+
 register("digits", _digits)
+register("fashion", _fashion)
 
 
 def get(spec: str | Task, **options) -> Task:

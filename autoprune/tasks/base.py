@@ -45,6 +45,19 @@ class Task(abc.ABC):
     def train_data(self) -> tuple[np.ndarray, np.ndarray]:
         """Training data ``(X, y)`` for calibration, BatchNorm statistics and fine-tuning."""
 
+    def test_data(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The held-out test split ``(X, y)``, or None when the task has none.
+
+        Never used to select anything: the search selects on :meth:`eval_data` (validation);
+        autoprune reports ``test_accuracy`` on confirmed and exported artifacts only.
+        """
+        return None
+
+    @property
+    def eval_description(self) -> str:
+        """What :meth:`eval_data` is, for the ``how`` of every accuracy measured on it."""
+        return "eval split"
+
     def score(self, outputs: np.ndarray, y: np.ndarray) -> float:
         """The metric (higher is better): top-1 accuracy of ``outputs`` logits against ``y``."""
         return float((np.asarray(outputs).argmax(axis=1) == np.asarray(y)).mean())
