@@ -1,12 +1,13 @@
 # The two set-up commands (README): `make quickstart` and `make test`.
 # Both create .venv, install the CPU torch wheel pinned to 2.13.0 (never a CUDA build),
-# then this package; nothing outside .venv is touched except the Chromium package for the
-# report's browser test (`make test`, Debian `apt-get`, skipped politely where not root).
+# then this package; nothing outside .venv is touched except two Debian packages (`apt-get`,
+# as root): Fashion-MNIST (`dataset-fashion-mnist`, the real task's data; `make test` fails
+# without it) and Chromium (the report's browser test, skipped politely where not root).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -q
 
-.PHONY: setup quickstart test browser benchmark clean
+.PHONY: setup quickstart test browser data benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -23,7 +24,11 @@ quickstart: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: the report's browser test will be skipped"
 
-test: setup browser
+FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+data:
+	@[ -f $(FASHION) ] || [ -n "$$AUTOPRUNE_FASHION_MNIST" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; } || { echo "Fashion-MNIST missing: apt-get install dataset-fashion-mnist (or set AUTOPRUNE_FASHION_MNIST to a directory with the four IDX files)"; exit 1; }
+
+test: setup data browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 benchmark: setup
