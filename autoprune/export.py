@@ -27,6 +27,7 @@ from .pick import parse_pick
 from .plan import Plan
 from .study.candidate import build
 from .study.context import StudyContext, model_fingerprint, versions
+from .study.heldout import measure_test_accuracy
 from .study.outputs import RUN_FILE
 from .study.records import TrialRecord, records
 
@@ -152,6 +153,10 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         )
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "export" / f"trial-{t.number}"
     plan = Plan(plan.layers, meta=_plan_meta(ctx, run, t, artifact.sha256))
+    if "test_accuracy" not in record.metrics:  # not confirmed: measure it on these bytes (reported, never used to select)
+        test = measure_test_accuracy(ctx.task, artifact.onnx_bytes, dict(artifact.standin_bits))
+        if test is not None:
+            record = dataclasses.replace(record, metrics={**record.metrics, "test_accuracy": test.to_dict()})
     metrics = {
         "study": run["study_name"],
         "trial": t.number,

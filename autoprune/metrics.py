@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-__all__ = ["Metric", "SOURCES", "OBJECTIVE_DIRECTIONS", "TIMING_METRICS"]
+__all__ = ["Metric", "SOURCES", "OBJECTIVE_DIRECTIONS", "TIMING_METRICS", "REPORTED_ONLY"]
 
 Source = Literal["measured", "estimated", "modelled", "simulated"]
 SOURCES: tuple[str, ...] = ("measured", "estimated", "modelled", "simulated")
@@ -29,6 +29,13 @@ OBJECTIVE_DIRECTIONS: dict[str, str] = {
 # Metrics that depend on when the artifact was timed (a study's confirmation pass re-measures
 # them); accuracy, size and MACs do not.
 TIMING_METRICS: tuple[str, ...] = ("latency_ms", "latency_p90_ms", "energy_mj")
+
+# Metrics that are reported but never select anything (no objective, constraint or --pick
+# may name them), with the label every table and hover shows: test_accuracy is measured on
+# the task's test split after the search (autoprune.study.heldout).
+REPORTED_ONLY: dict[str, str] = {
+    "test_accuracy": "test accuracy (measured on the artifact, test split; not used to select)",
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,3 +18,9 @@ def test_parse_and_apply():
 def test_bad_pick(text):
     with pytest.raises(ConfigError, match="--pick"):
         parse_pick(text)
+
+
+@pytest.mark.parametrize("text", ["max test_accuracy", "min latency_ms where test_accuracy >= 0.9"])
+def test_selecting_on_the_test_split_is_refused(text):
+    with pytest.raises(ConfigError, match=r"^--pick .*selecting on the test split \(test_accuracy\) is not allowed; pick on accuracy"):
+        parse_pick(text)

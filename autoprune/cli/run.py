@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     dense = (front.get("dense") or {}).get("accuracy")
     if dense:
         print(f"dense fp32 accuracy: {dense['value']:.4f} ({dense['source']}: {dense['how']})")
+    dense_test = (front.get("dense") or {}).get("test_accuracy")
+    if dense_test:
+        print(f"dense fp32 test_accuracy: {dense_test['value']:.4f} ({dense_test['source']}: {dense_test['how']})")
     print(f"\nrun directory: {result.out_dir}  (trials.csv, front.json, study.db)")
     # a budget on the study's first cost (latency by default) in the middle of the front,
     # rounded up so that its point qualifies

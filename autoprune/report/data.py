@@ -30,7 +30,7 @@ __all__ = ["ReportData", "TrialPoint", "Pair", "build_report_data", "layer_rows"
 
 # Accuracy is drawn against each of these costs, when the trials carry them.
 PAIR_COSTS = ("latency_ms", "energy_mj", "size_kb")
-METRIC_ORDER = ("accuracy", "latency_ms", "latency_p90_ms", "energy_mj", "size_kb", "macs")
+METRIC_ORDER = ("accuracy", "test_accuracy", "latency_ms", "latency_p90_ms", "energy_mj", "size_kb", "macs")
 DIRECTIONS = {**OBJECTIVE_DIRECTIONS, "latency_p90_ms": "minimize"}
 
 

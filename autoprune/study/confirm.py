@@ -16,6 +16,10 @@ winner's curse). The pass removes the bias where it matters:
 4. recompute constraints and the front; trials that join the front unconfirmed are
    confirmed in turn, until every front point is.
 
+Where the task has a test split, each rebuilt artifact's accuracy on it is stored beside its
+confirmed numbers as ``test_accuracy`` (:mod:`autoprune.study.heldout`): reported, never in
+the constraints, the front's objectives or the trial itself, so it never selects anything.
+
 Results go to the study's user attrs (:data:`~autoprune.study.records.CONFIRMATION_ATTR`),
 read back through :func:`~autoprune.study.records.records`. A profiler that does not
 measure (a cost model) has nothing to confirm.
@@ -42,6 +46,7 @@ from ..profile import Measurement, Profiler, estimate_energy
 from ..profile.rounds import TRIMMED_MEAN, measure_rounds, round_latency, trimmed_mean
 from .candidate import build, standin_note
 from .context import StudyContext
+from .heldout import measure_test_accuracy
 from .objective import constraint_values
 from .records import CONFIRMATION_ATTR, TrialRecord, objective_names, pareto_front, records, with_confirmations
 
@@ -132,6 +137,8 @@ class _Pass:
         self.confirmed: dict[str, dict[str, Any]] = {}
         self.failed: dict[str, str] = {}
         self.not_measured = False
+        self.test_accuracy: dict[int, Metric] = {}  # on each rebuilt artifact; reported, never used to select
+        self._test_data: tuple | None = None
 
     def current(self) -> list[TrialRecord]:
         return with_confirmations(self.base, self.confirmed)
@@ -159,7 +166,18 @@ class _Pass:
             path = tmp / f"trial-{r.number}.onnx"
             path.write_bytes(artifact.onnx_bytes)
             built.append((r, path, dict(artifact.standin_bits)))
+            self._measure_test(r.number, artifact.onnx_bytes, dict(artifact.standin_bits))
         return built
+
+    def _measure_test(self, number: int, onnx_bytes: bytes, standin: dict[str, int]) -> None:
+        """Test-split accuracy of these exact (byte-checked) bytes, if the task has a test split."""
+        if self._test_data is None:
+            self._test_data = self.ctx.task.test_data() or ()
+        if self._test_data:
+            try:
+                self.test_accuracy[number] = measure_test_accuracy(self.ctx.task, onnx_bytes, standin, data=self._test_data)
+            except AutopruneError:  # e.g. non-finite outputs on the test split: report none, confirm the rest
+                pass
 
     def measure_all(self, built: list[tuple[TrialRecord, Path, dict[str, int]]]) -> None:
         rounds, failed = measure_rounds(self.profiler, {r.number: path for r, path, _ in built}, self.settings.rounds, self.settings.min_duration_s)
@@ -173,6 +191,8 @@ class _Pass:
             metrics = _confirmed_metrics(r, ms, self.ctx, len(built) - 1, standin)
             values = {**{k: m["value"] for k, m in r.trial.user_attrs.get("metrics", {}).items()}, **{k: m.value for k, m in metrics.items()}}
             changed = constraint_values(self.ctx.config.constraints, values, self.dense_accuracy)
+            if r.number in self.test_accuracy:  # after the constraints: it changes none of them
+                metrics["test_accuracy"] = self.test_accuracy[r.number]
             medians = [m.latency_ms.value for m in ms]
             self.confirmed[str(r.number)] = {
                 "sha256": r.trial.user_attrs.get("sha256"),

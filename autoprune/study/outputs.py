@@ -3,7 +3,10 @@
 ``front.json`` lists every non-dominated feasible trial with its metrics (each with how it
 was obtained) and its full plan. Both files show the numbers the run stands by: the
 confirmation pass's re-measurements where it made them (see :mod:`autoprune.study.records`),
-with the search's own latency beside them in trials.csv. All files are written atomically.
+with the search's own latency beside them in trials.csv. Where the task has a test split,
+trials.csv has a ``test_accuracy`` column, filled for confirmed trials only (measured by the
+pass on the rebuilt artifact, never used to select), and front.json's ``dense`` carries it
+too. All files are written atomically.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str]) -> 
     recs = records(study, trials=trials)
     by_number = {r.number: r for r in recs}
     names = list(dict.fromkeys([*objectives, "accuracy", "latency_ms", "latency_p90_ms", "energy_mj", "size_kb", "onnx_size_kb", "macs"]))
+    if "test_accuracy" in (study.user_attrs.get("dense") or {}) or any("test_accuracy" in r.metrics for r in recs):
+        names.insert(names.index("accuracy") + 1, "test_accuracy")  # the task has a test split
     rows = [trial_row(t, names, by_number.get(t.number)) for t in trials]
     buf = io.StringIO()
     if rows:

@@ -19,9 +19,9 @@ from ..exceptions import ConfigError
 from ..metrics import OBJECTIVE_DIRECTIONS
 from ..profile import Profiler, make_profiler
 from ..baselines import baseline_params
-from .candidate import build
 from .confirm import confirm_front, needs_confirmation
 from .context import StudyContext
+from .heldout import dense_artifact, record_dense_test_accuracy
 from .objective import CANDIDATE_ERRORS, Objective
 from .outputs import RUN_FILE, write_outputs
 from .progress import ProgressBar
@@ -116,9 +116,8 @@ def run_study(
         from ..evaluate import evaluate_onnx
 
         # The reference is the original model: no pruning, no quantization, no sparsity.
-        plain = dataclasses.replace(config.build, sparsity="none")
-        dense_plan = ctx.space.plan_from_params(baseline_params(ctx.space, "dense-fp32"))
-        dense = build(ctx, dense_plan, plain)
+        # Its test_accuracy is added after the search (record_dense_test_accuracy).
+        dense = dense_artifact(ctx)
         acc = evaluate_onnx(dense.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task)
         study.set_user_attr("dense", {"accuracy": acc.to_dict(), "macs": dense.macs, "size_bytes": dense.size_bytes})
     dense_accuracy = study.user_attrs["dense"]["accuracy"]["value"]
@@ -157,6 +156,7 @@ def run_study(
             log(f"study {config.name}: all {config.search.n_trials} trials already done in {out}")
         if needs_confirmation(study, ctx):
             confirm_front(study, ctx, profiler, log)
+        record_dense_test_accuracy(study, ctx)  # after the search: the test split is never seen while selecting
     finally:
         profiler.close()
     return StudyResult(study, out, write_outputs(study, out, list(config.objectives)))
