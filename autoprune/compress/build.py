@@ -23,10 +23,13 @@ from ..space import SearchSpace, layer_macs
 from .onnx_export import export_onnx
 from .prune import prune_channels
 from .quantize import Calibration
-from .recover import finetune, recalibrate_bn
+from .recover import RecoverySettings, finetune, recalibrate_bn, recover
 from .sparsity import parse_setting, sparsify_layers
 
-__all__ = ["BuildSettings", "Artifact", "build_artifact", "RUNNABLE_BITS", "int8_standin"]
+__all__ = [
+    "BuildSettings", "Artifact", "build_artifact", "RUNNABLE_BITS", "int8_standin",
+    "PrunedModel", "build_pruned_model", "artifact_from_model", "RecoveredBuild", "build_recovered",
+]
 
 # Bit-widths with onnxruntime kernels here; any other planned bit-width gets an int8 stand-in.
 RUNNABLE_BITS = (8, 16, 32)
@@ -105,19 +108,30 @@ def int8_standin(space: SearchSpace, bits: dict[str, int]) -> tuple[Plan, Search
     return plan, dataclasses.replace(space, layers=layers)
 
 
-def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor, settings: BuildSettings) -> Artifact:
-    """Build the deployable ONNX of ``plan`` applied to ``model`` (which is left untouched).
+@dataclasses.dataclass
+class PrunedModel:
+    """The float model of a plan before it is exported: pruned, BatchNorm recalibrated, fine-tuned as the settings say.
 
-    Deterministic: the same model, plan, space, data and settings give the same bytes.
-    Layers planned below 8 bits are built as int8 (see :func:`int8_standin`).
+    Attributes:
+        model: The pruned torch model (eval mode); :func:`artifact_from_model` does not modify it.
+        channels: ``{group: (kept, total)}`` of the pruned channel groups.
+        stage_seconds: Seconds per stage so far.
+    """
+
+    model: torch.nn.Module
+    channels: dict[str, tuple[int, int]]
+    stage_seconds: dict[str, float]
+
+
+def build_pruned_model(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor,
+                       settings: BuildSettings) -> PrunedModel:
+    """The first stage of :func:`build_artifact`: prune a copy of ``model``, recalibrate BatchNorm, fine-tune.
 
     Raises:
         PlanError: the plan does not fit the space.
-        CandidateError: a stage failed or the model's outputs are not finite.
+        CandidateError: pruning failed.
     """
-    from . import quantize_onnx  # the package's plan-to-nodes mapping
-
-    ratios, bits = space.resolve(plan)
+    ratios, _ = space.resolve(plan)
     X, y = task.train_data()
     t: dict[str, float] = {}
 
@@ -139,6 +153,25 @@ def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task:
         finetune(work, task, X, y, settings.finetune_steps, settings.finetune_lr, seed=settings.seed)
         recalibrate_bn(work, X, batches=settings.bn_batches, seed=settings.seed)
     t["finetune"] = time.perf_counter() - t0
+    return PrunedModel(work, channels, t)
+
+
+def artifact_from_model(pruned: PrunedModel, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor,
+                        settings: BuildSettings) -> Artifact:
+    """The second stage of :func:`build_artifact`: sparsify (per the settings), export ONNX, quantize per the plan.
+
+    ``pruned.model`` is left as it is (a sparsified copy is exported), so one pruned model can
+    be packaged before and after recovery with the same plan and calibration.
+
+    Raises:
+        CandidateError: the model's outputs are not finite, or a stage failed.
+    """
+    from . import quantize_onnx  # the package's plan-to-nodes mapping
+
+    bits = space.resolve_bits(plan)
+    X, _ = task.train_data()
+    t = dict(pruned.stage_seconds)
+    work = pruned.model
 
     sparsity = parse_setting(settings.sparsity)
     if sparsity is not None:
@@ -164,4 +197,58 @@ def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task:
     t["quantize"] = time.perf_counter() - t0
 
     data = proto.SerializeToString()
-    return Artifact(data, hashlib.sha256(data).hexdigest(), int(macs), channels, t, standin, work)
+    return Artifact(data, hashlib.sha256(data).hexdigest(), int(macs), pruned.channels, t, standin, work)
+
+
+def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor, settings: BuildSettings) -> Artifact:
+    """Build the deployable ONNX of ``plan`` applied to ``model`` (which is left untouched).
+
+    Deterministic: the same model, plan, space, data and settings give the same bytes.
+    Layers planned below 8 bits are built as int8 (see :func:`int8_standin`). The two stages,
+    :func:`build_pruned_model` and :func:`artifact_from_model`, are what :func:`build_recovered`
+    runs with recovery in between.
+
+    Raises:
+        PlanError: the plan does not fit the space.
+        CandidateError: a stage failed or the model's outputs are not finite.
+    """
+    return artifact_from_model(build_pruned_model(model, plan, space, task, example_input, settings), plan, space, task, example_input, settings)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveredBuild:
+    """A plan built twice from one pruned model: as the study builds it, and after recovery.
+
+    Attributes:
+        unrecovered: The artifact the study measured (same bytes as :func:`build_artifact`).
+        recovered: The artifact of the recovered model, same plan and calibration.
+        losses: Mean training loss of each recovery epoch.
+        seconds: Seconds spent in recovery.
+    """
+
+    unrecovered: Artifact
+    recovered: Artifact
+    losses: list[float]
+    seconds: float
+
+
+def build_recovered(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor,
+                    settings: BuildSettings, recovery: RecoverySettings) -> RecoveredBuild:
+    """Build ``plan`` as the study does, then recover the pruned float model and package it again.
+
+    Recovery (:func:`~autoprune.compress.recover.recover`) trains a copy of the pruned model on
+    the task's training data, distilling from ``model`` (the dense one) when ``recovery.distill``;
+    the recovered model then goes through the same sparsity, ONNX and quantization stage with
+    the same plan and calibration inputs. Deterministic on a fixed torch thread count (the
+    caller pins it): the same arguments give the same bytes.
+    """
+    pruned = build_pruned_model(model, plan, space, task, example_input, settings)
+    unrecovered = artifact_from_model(pruned, plan, space, task, example_input, settings)
+    student = copy.deepcopy(pruned.model)
+    t0 = time.perf_counter()
+    losses = recover(student, task, recovery.epochs, recovery.lr, teacher=model if recovery.distill else None,
+                     temperature=recovery.temperature, alpha=recovery.alpha, batch_size=recovery.batch_size, seed=recovery.seed)
+    seconds = time.perf_counter() - t0
+    stages = {**pruned.stage_seconds, "recover": seconds}
+    recovered = artifact_from_model(PrunedModel(student, pruned.channels, stages), plan, space, task, example_input, settings)
+    return RecoveredBuild(unrecovered, recovered, losses, seconds)

@@ -1,0 +1,171 @@
+"""Does the study's accuracy proxy rank plans as recovery does? Spearman correlation over int8 plans.
+
+The study scores each plan by the accuracy of its artifact right after pruning and adaptive
+BatchNorm (and the build's short fine-tune, if any): the *proxy*. What ships after ``autoprune
+export --finetune`` is the *recovered* model. The search is only as good as the proxy's ranking,
+so this benchmark builds ``--plans`` int8 plans of the task's discovered space (a seeded random
+ratio per channel group, plus the ``--uniform`` ratios), and for each one:
+
+* proxy: ``build_artifact`` with the study's build settings, ``evaluate_onnx`` on the task's
+  eval (validation) split, exactly what a trial records;
+* recovered: the same pruned model recovered for ``--epochs`` (``build_recovered``, the
+  function ``export --finetune`` runs), re-packaged and evaluated the same way.
+
+It prints Spearman's rank correlation (``scipy.stats.spearmanr``) between the two (goal >= 0.8),
+the machine and the wall time, and writes it all to ``--out``.
+
+    python benchmarks/proxy_spearman.py --task fashion --task-options '{"arch": "resnet"}' --plans 24 --epochs 2
+    python benchmarks/proxy_spearman.py --study studies/fashion.yaml --plans 24 --epochs 2 --distill
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL = 0.8
+
+
+def _json(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
+def _config(args: argparse.Namespace):
+    from autoprune.config import StudyConfig, load_study_config
+
+    if args.study:
+        config = load_study_config(args.study)
+        if not (args.build_options or args.task_options or args.round_to):
+            return config
+        data = config.to_dict()
+    else:
+        data = {"version": 1, "name": "proxy-spearman", "task": args.task, "device": "local-cpu"}
+    data["task_options"] = {**data.get("task_options", {}), **(args.task_options or {})}
+    data["build"] = {**data.get("build", {}), **(args.build_options or {})}
+    if args.round_to:
+        data["search"] = {**data.get("search", {}), "round_to": args.round_to}
+    return StudyConfig.from_dict(data, args.study or "proxy_spearman.py arguments")
+
+
+def make_plans(space, n: int, uniform: list[float], seed: int) -> list[tuple[str, object]]:
+    """``n`` int8 plans: the ``uniform`` ratios (capped per group), the rest a seeded random ratio per group."""
+    bits = {k: v for k, v in space.params_for(0.0, 8).items() if k.startswith("bits:")}
+    plans = [(f"uniform-{r:g}", space.plan_from_params({**space.params_for(r, 8), **bits})) for r in uniform[:n]]
+    rng = np.random.default_rng(seed)
+    while len(plans) < n:
+        ratios = {f"ratio:{g.name}": round(round(rng.uniform(0, g.max_ratio) / space.ratio_step) * space.ratio_step, 10)
+                  for g in space.groups if g.max_ratio > 0}
+        plans.append((f"random-{len(plans) - min(n, len(uniform))}", space.plan_from_params({**ratios, **bits})))
+    return plans
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--study", help="a study YAML: its task, task options, build and search settings (default: --task)")
+    ap.add_argument("--task", default="fashion", help="built-in task name, without --study (default: fashion)")
+    ap.add_argument("--task-options", type=_json, help='task options as JSON, e.g. \'{"arch": "resnet"}\'')
+    ap.add_argument("--build-options", type=_json, help='build settings as JSON, e.g. \'{"finetune_steps": 0}\'')
+    ap.add_argument("--round-to", type=int, help="search.round_to (kept channels a multiple of it)")
+    ap.add_argument("--plans", type=int, default=24, help="number of plans (default 24; the goal needs >= 20)")
+    ap.add_argument("--uniform", type=float, nargs="*", default=[0.25, 0.5, 0.75], help="uniform ratios among the plans")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random plans")
+    ap.add_argument("--epochs", type=int, default=2, help="recovery epochs (export --finetune)")
+    ap.add_argument("--lr", type=float, help="recovery learning rate (default: the build's finetune_lr, as export)")
+    ap.add_argument("--distill", action="store_true", help="recover with distillation from the dense model")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "proxy_spearman.txt")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+
+    import torch
+    from scipy.stats import spearmanr
+
+    from autoprune.compress.build import build_recovered
+    from autoprune.evaluate import evaluate_onnx
+    from autoprune.export import recovery_settings
+    from autoprune.profile.local import host_info
+    from autoprune.study.context import StudyContext
+    from autoprune.study.heldout import measure_test_accuracy
+    from autoprune.threads import torch_threads
+
+    t_start, load0 = time.perf_counter(), os.getloadavg()
+    config = _config(args)
+    ctx = StudyContext.prepare(config)
+    threads = torch.get_num_threads()  # what a study created on this machine records as build_threads
+    recovery = recovery_settings(config, args.epochs, args.distill, args.lr)
+    plans = make_plans(ctx.space, args.plans, args.uniform, args.seed)
+    test = ctx.task.test_data()
+    t_prepared = time.perf_counter()
+
+    rows, lines = [], []
+    for i, (label, plan) in enumerate(plans):
+        t0 = time.perf_counter()
+        with torch_threads(threads):
+            rb = build_recovered(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, config.build, recovery)
+        proxy = evaluate_onnx(rb.unrecovered.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
+        recovered = evaluate_onnx(rb.recovered.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
+        tests = [measure_test_accuracy(ctx.task, a.onnx_bytes, data=test).value for a in (rb.unrecovered, rb.recovered)] if test else None
+        macs = rb.unrecovered.macs
+        rows.append((proxy, recovered, tests))
+        ratios = [plan.ratio(g.name) for g in ctx.space.groups if g.max_ratio > 0]
+        line = (f"plan {i:2d} {label:12s} mean ratio {np.mean(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}), {macs / 1e6:.2f} MMACs: "
+                f"proxy {proxy:.4f} -> recovered {recovered:.4f}")
+        if tests:
+            line += f"; test {tests[0]:.4f} -> {tests[1]:.4f}"
+        line += f" ({time.perf_counter() - t0:.1f} s, recovery {rb.seconds:.1f} s, losses {', '.join(f'{v:.3f}' for v in rb.losses)})"
+        lines.append(line)
+        print(line, flush=True)
+
+    proxy, recovered = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    rho, p = spearmanr(proxy, recovered) if len(rows) > 1 else (float("nan"), float("nan"))
+    wall, load1 = time.perf_counter() - t_start, os.getloadavg()
+    r = recovery.to_dict()
+    header = [
+        f"proxy_spearman: rank correlation of the study's accuracy proxy with the recovered accuracy (all measured on this machine, {time.strftime('%Y-%m-%d %H:%M')})",
+        f"machine: {host_info()['cpu']}, {os.cpu_count()} cpus; torch {torch.__version__} on {threads} build threads; "
+        f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end",
+        f"task: {ctx.task.name} {json.dumps(ctx.task.options, sort_keys=True)}; accuracy: {ctx.task.eval_description} ({len(ctx.eval_y)} samples), onnxruntime on the int8 artifacts",
+        f"build (the study's, for the proxy): {json.dumps(dataclasses.asdict(config.build), sort_keys=True)}",
+        f"recovery (export --finetune): {r['epochs']} epoch(s), {r['optimizer']} at lr {r['lr']:g}, {r['schedule']}, batch {r['batch_size']}, "
+        f"distill {r['distill']}, seed {r['seed']}",
+        f"plans: {len(plans)} int8 plans over {len(ctx.space.groups)} channel groups: uniform {args.uniform[:args.plans]}, "
+        f"the rest a random ratio per group in [0, max_ratio] (seed {args.seed}, step {ctx.space.ratio_step:g})",
+    ]
+    footer = [
+        f"proxy accuracy range {proxy.min():.4f}-{proxy.max():.4f}; recovered {recovered.min():.4f}-{recovered.max():.4f}; "
+        f"recovered > proxy in {int((recovered > proxy).sum())} of {len(rows)} plans",
+        f"Spearman rho (proxy vs recovered, validation) = {rho:.3f} (p = {p:.2g}) over {len(rows)} plans",
+    ]
+    if test is not None and len(rows) > 1:
+        rho_t, _ = spearmanr(proxy, [t[1] for _, _, t in rows])
+        footer.append(f"Spearman rho (proxy vs recovered test accuracy, test split never used to select) = {rho_t:.3f}")
+    met = bool(rho >= GOAL) and len(rows) >= 20
+    why = "" if len(rows) >= 20 else f" (needs >= 20 plans, ran {len(rows)})"
+    footer += [
+        f"goal >= {GOAL}: {'met' if met else 'not met'}{why}",
+        f"wall time: {wall:.0f} s ({t_prepared - t_start:.0f} s preparing the task and space, {wall - (t_prepared - t_start):.0f} s building, recovering and evaluating)",
+    ]
+    text = "\n".join(header + lines + footer) + "\n"
+    print("\n".join(footer))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
