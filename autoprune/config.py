@@ -24,6 +24,13 @@
       bits: [8, 32]                 # subset of the device's bits; default: all it supports
       exclude: []                   # module paths or re: patterns to leave alone
       baselines: [dense-fp32, dense-int8, uniform-0.25, uniform-0.5]   # also dense-int4, uniform-0.5-int2 ...
+      sensitivity:                  # per-group analysis before the search (see below)
+        enabled: true
+        ratios: [0.25, 0.5, 0.75]   # ratios tried per group, plus max_ratio; snapped to ratio_step
+        collapse: 0.1               # cap a group below its first ratio losing more accuracy than this; null: no caps
+        rounds: 3                   # interleaved latency rounds over all the analysis's artifacts
+        window_s: 0.15              # timed window per model and round
+      ladder: 8                     # seeds from the curves for this many latency targets; 0: none
     build:
       importance: magnitude
       bn_batches: 8
@@ -61,6 +68,26 @@ bit-width the device runs. ``build.calibration`` picks how activation ranges are
 the int8 artifact (onnxruntime's MinMax or Percentile calibrator) and the simulation alike.
 Baselines below 8 bits (``dense-int4``, ``uniform-0.25-int2``) need that bit-width in the study.
 
+``search.sensitivity`` runs before the first trial of a new study (``autoprune sensitivity
+STUDY.yaml`` runs it alone). For each channel group and each of ``ratios`` (those up to
+``max_ratio``, and ``max_ratio`` itself), the study's build of *only that group pruned* (the
+trials' pruning, BatchNorm recalibration and fine-tuning) is scored in torch fp32 on the
+validation split (the adaptive-BN proxy), and its int8 artifact is timed in ``rounds``
+interleaved rounds of ``window_s``, each saving against the dense int8 artifact timed next to
+it (the rounds' CV is stored as the machine's noise). A group's
+``max_ratio`` is then capped at the largest measured ratio before its accuracy first drops
+by more than ``collapse`` (absolute, in the task's score, below the same build unpruned),
+never below ``ratio_step``. An absolute threshold, not one tied to
+``constraints.max_accuracy_drop``: a group alone may lose more than the whole plan is
+allowed to (the fine-tuning of a full plan recovers some), the cap only removes the
+cliff. Everything is stored in the study user attribute ``sensitivity`` (the report draws
+it); a resumed study reuses the stored caps and never re-runs the analysis, and a study
+begun without it keeps its space. ``search.ladder`` then allocates ratios for that many
+latency targets, between the dense int8 latency and all groups at their caps, greedily
+from the curves (:mod:`autoprune.ladder`), and enqueues them after the baselines (user
+attribute ``seed: ladder-<i>``, with ``predicted`` latency and accuracy) — at most half
+the trials left after the baselines. Without the analysis there is no ladder.
+
 ``build.sparsity`` zeroes weights of every searched conv/linear layer after channel
 pruning: ``unstructured:<ratio>`` by magnitude, ``N:M`` keeping N of every M inputs. The
 ONNX artifact stays dense, so for sparse candidates and candidates with bits below 8,
@@ -85,7 +112,8 @@ from .metrics import OBJECTIVE_DIRECTIONS
 from .baselines import BASELINE_FORMS, BASELINE_RE, check_baseline_bits
 from .compress.quantize import CALIBRATION_METHODS
 
-__all__ = ["StudyConfig", "SearchSettings", "Constraints", "ConfirmSettings", "load_study_config", "SAMPLERS", "BASELINE_RE"]
+__all__ = ["StudyConfig", "SearchSettings", "SensitivitySettings", "Constraints", "ConfirmSettings", "load_study_config",
+           "SAMPLERS", "BASELINE_RE"]
 
 CONFIG_VERSION = 1
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
@@ -103,6 +131,27 @@ class Constraints:
 
 
 @dataclasses.dataclass(frozen=True)
+class SensitivitySettings:
+    """The per-group sensitivity analysis before the search (see :mod:`autoprune.sensitivity`).
+
+    Args:
+        enabled: Run it when a study is created (``autoprune sensitivity`` runs it regardless).
+        ratios: Pruning ratios tried per group, besides the group's ``max_ratio``; those above
+            it are left out, the rest snapped to the ``ratio_step`` grid.
+        collapse: Largest accuracy drop (absolute, only this group pruned) a group's cap may
+            keep; None: no caps, curves only.
+        rounds: Interleaved latency rounds.
+        window_s: Timed window per model and round, in seconds.
+    """
+
+    enabled: bool = True
+    ratios: tuple[float, ...] = (0.25, 0.5, 0.75)
+    collapse: float | None = 0.1
+    rounds: int = 3
+    window_s: float = 0.15
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchSettings:
     n_trials: int = 48
     timeout_s: float | None = None
@@ -114,6 +163,8 @@ class SearchSettings:
     bits: tuple[int, ...] | None = None
     exclude: tuple[str, ...] = ()
     baselines: tuple[str, ...] = ("dense-fp32", "dense-int8", "uniform-0.25", "uniform-0.5")
+    sensitivity: SensitivitySettings = SensitivitySettings()
+    ladder: int = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +255,11 @@ class StudyConfig:
             bits=tuple(bits) if bits is not None else None,
             exclude=tuple(exclude),
             baselines=tuple(baselines),
+            sensitivity=_sensitivity(s),
+            ladder=s.int("ladder", SearchSettings.ladder, lo=0, hi=1000),
         )
+        if s.has("ladder") and search.ladder and not search.sensitivity.enabled:
+            raise s.fail("ladder", "needs search.sensitivity.enabled: the seeds are allocated from its curves (set ladder: 0)")
         s.finish()
 
         b = r.sub("build")
@@ -254,9 +309,13 @@ class StudyConfig:
         d["search"]["exclude"] = list(self.search.exclude)
         d["search"]["baselines"] = list(self.search.baselines)
         d["search"]["bits"] = list(self.search.bits) if self.search.bits else None
+        d["search"]["sensitivity"]["ratios"] = list(self.search.sensitivity.ratios)
         for key, default in _BUILD_DEFAULTS_UNWRITTEN:  # written only when set, so that
             if d["build"][key] == default:  # studies run before these keys existed still resume
                 del d["build"][key]
+        for key, default in _SEARCH_DEFAULTS_UNWRITTEN:
+            if d["search"][key] == default:
+                del d["search"][key]
         return {"version": d.pop("version"), **d}
 
     def check_device(self, device) -> None:
@@ -279,6 +338,33 @@ _BUILD_DEFAULTS_UNWRITTEN = (
     ("sparsity", "none"), ("qat_steps", 0),
     ("activation_bits", 8), ("calibration", "minmax"), ("calibration_percentile", 99.99),
 )
+
+# Search keys added later, likewise (a study stored before them compares equal at their defaults).
+_SEARCH_DEFAULTS_UNWRITTEN = (
+    ("sensitivity", dataclasses.asdict(SensitivitySettings()) | {"ratios": list(SensitivitySettings.ratios)}),
+    ("ladder", SearchSettings.ladder),
+)
+
+
+def _sensitivity(s: Reader) -> SensitivitySettings:
+    """``search.sensitivity``, checked; the defaults are :class:`SensitivitySettings`'."""
+    k = s.sub("sensitivity")
+    default = SensitivitySettings()
+    ratios = k.list("ratios", list(default.ratios))
+    if not ratios:
+        raise k.fail("ratios", "must list at least one ratio")
+    for i, v in enumerate(ratios):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 0.95:
+            raise k.fail(f"ratios[{i}]", f"must be a number in (0, 0.95], got {v!r}")
+    settings = SensitivitySettings(
+        enabled=k.bool("enabled", default.enabled),
+        ratios=tuple(sorted({float(v) for v in ratios})),
+        collapse=None if k.has("collapse") and k.raw("collapse") is None else k.float("collapse", default.collapse, lo=0.0, hi=1.0),
+        rounds=k.int("rounds", default.rounds, lo=1, hi=100),
+        window_s=k.float("window_s", default.window_s, lo=0.01, hi=60.0),
+    )
+    k.finish()
+    return settings
 
 
 def _check_activation_bits(build: BuildSettings, bits, source: str, device, where: str) -> None:

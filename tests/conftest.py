@@ -19,7 +19,8 @@ TINY = {
     "device": "local-cpu",
     "objectives": ["accuracy", "latency_ms"],
     "constraints": {"max_accuracy_drop": 0.2},
-    "search": {"n_trials": 8, "round_to": 4, "seed": 1, "baselines": ["dense-fp32", "dense-int8", "uniform-0.5"]},
+    "search": {"n_trials": 8, "round_to": 4, "seed": 1, "baselines": ["dense-fp32", "dense-int8", "uniform-0.5"],
+               "sensitivity": {"enabled": False}},  # on by default; tests/test_sensitivity.py runs it
     "build": {"finetune_steps": 0, "bn_batches": 2},
     "confirm": {"rounds": 3, "min_duration_s": 0.1},
 }

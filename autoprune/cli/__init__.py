@@ -18,7 +18,7 @@ from ..exceptions import AutopruneError
 
 __all__ = ["main"]
 
-COMMANDS = ("run", "export", "apply", "profile", "report", "agent")
+COMMANDS = ("run", "export", "apply", "profile", "report", "agent", "sensitivity")
 
 
 def build_parser() -> argparse.ArgumentParser:

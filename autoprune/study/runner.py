@@ -19,6 +19,8 @@ from ..exceptions import ConfigError
 from ..metrics import OBJECTIVE_DIRECTIONS
 from ..profile import Profiler, make_profiler
 from ..baselines import baseline_params
+from ..ladder import enqueue_ladder
+from ..sensitivity import apply_to_study
 from .confirm import confirm_front, needs_confirmation
 from .context import StudyContext
 from .heldout import dense_artifact, record_dense_test_accuracy
@@ -32,7 +34,7 @@ __all__ = ["run_study", "StudyResult", "open_storage", "baseline_params"]
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
 # Config parts that shape the search space or the artifacts: a resumed study must keep them.
 _FROZEN_ON_RESUME = ("task", "task_options", "device", "objectives", "build")
-_FROZEN_SEARCH = ("max_ratio", "ratio_step", "round_to", "bits", "exclude")
+_FROZEN_SEARCH = ("max_ratio", "ratio_step", "round_to", "bits", "exclude", "sensitivity")
 
 
 @dataclasses.dataclass
@@ -121,12 +123,16 @@ def run_study(
         acc = evaluate_onnx(dense.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task)
         study.set_user_attr("dense", {"accuracy": acc.to_dict(), "macs": dense.macs, "size_bytes": dense.size_bytes})
     dense_accuracy = study.user_attrs["dense"]["accuracy"]["value"]
+    # Caps the space before anything is enqueued or suggested; a resumed study reads its caps back.
+    sens = apply_to_study(study, ctx, profiler, log)
 
     trials = study.get_trials(deepcopy=False)
     have = {t.user_attrs.get("baseline") for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING)}
     for label in config.search.baselines:
         if label not in have:
             study.enqueue_trial(baseline_params(ctx.space, label), user_attrs={"baseline": label})
+    if sens is not None:
+        enqueue_ladder(study, ctx.space, sens, config.search, [baseline_params(ctx.space, b) for b in config.search.baselines], log)
 
     done = sum(t.state in FINISHED for t in trials)
     remaining = max(0, config.search.n_trials - done)
