@@ -85,8 +85,9 @@ it); a resumed study reuses the stored caps and never re-runs the analysis, and 
 begun without it keeps its space. ``search.ladder`` then allocates ratios for that many
 latency targets, between the dense int8 latency and all groups at their caps, greedily
 from the curves (:mod:`autoprune.ladder`), and enqueues them after the baselines (user
-attribute ``seed: ladder-<i>``, with ``predicted`` latency and accuracy) — at most half
-the trials left after the baselines. Without the analysis there is no ladder.
+attribute ``seed: ladder-<i>``, with ``predicted`` latency and accuracy) — at most the
+trials left after the baselines (a ladder as long as them runs without a sampler). Without
+the analysis there is no ladder.
 
 ``build.sparsity`` zeroes weights of every searched conv/linear layer after channel
 pruning: ``unstructured:<ratio>`` by magnitude, ``N:M`` keeping N of every M inputs. The

@@ -159,8 +159,11 @@ def allocate(sens: Sensitivity, space: SearchSpace, count: int) -> list[Seed]:
 
 
 def seed_count(ladder: int, n_trials: int, n_baselines: int) -> int:
-    """``ladder`` seeds, but at most half the trials left after the baselines (the sampler gets the rest)."""
-    return max(0, min(ladder, (n_trials - n_baselines) // 2))
+    """``ladder`` seeds, but no more than the trials left after the baselines (the sampler gets the rest).
+
+    ``ladder`` >= the trials left runs the ladder alone, without a sampler.
+    """
+    return max(0, min(ladder, n_trials - n_baselines))
 
 
 def enqueue_ladder(study: Any, space: SearchSpace, sens: Sensitivity, search: Any, baselines: list[dict[str, Any]],

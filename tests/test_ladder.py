@@ -104,9 +104,9 @@ def test_no_latency_curves_or_no_count_gives_no_seeds():
     assert allocate(flat, space_for(flat), 5) == []
 
 
-def test_seed_count_leaves_the_sampler_half_the_trials():
+def test_seed_count_is_the_ladder_within_the_trials_left():
     assert seed_count(8, 48, 4) == 8
-    assert seed_count(8, 10, 4) == 3
+    assert seed_count(8, 10, 4) == 6
     assert seed_count(8, 4, 4) == 0
     assert seed_count(0, 100, 4) == 0
 
