@@ -21,7 +21,7 @@ Models, each exported here (weights untrained: timing does not depend on their v
   (``autoprune.tasks.digits.DigitsCNN``, 8x8 input, five 3x3 convs 96-384 wide), fp32, and its
   int8 QDQ form made by autoprune's own quantize path (``to_onnx`` with every layer at 8 bits,
   calibrated on 256 digits images). The goals are judged on the fp32 model;
-* the same CNN pruned at ratio 0.75 (a uniform plan through ``autoprune.compress``): the size of
+* the same CNN pruned at ratio 0.75 (a uniform plan through ``autoprune.compress.prune``): the size of
   the quickstart's fast front points, 0.6 MB, whose weights stay in the core's caches;
 * memory-bound stress model — 4 x (MatMul 1024x1024 + Relu), 16.8 MB of weights streamed from
   DRAM on every inference, so it is sensitive to other tenants' memory traffic on a shared VM.
@@ -61,7 +61,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from autoprune import discover
-from autoprune.compress import compress, export_onnx, to_onnx
+from autoprune.compress import export_onnx, prune, to_onnx
 from autoprune.device import AgentSettings, DeviceProfile, ProfilerSettings
 from autoprune.profile.agent import AgentProfiler
 from autoprune.profile.local import LocalProfiler, host_info
@@ -112,7 +112,7 @@ def digits(fp32: Path, int8: Path | None, pruned: Path | None = None) -> None:
     onnx.save(export_onnx(model, x), fp32)
     if pruned is not None:
         space = discover(model, x, max_ratio=0.75)
-        onnx.save(export_onnx(compress(model, space.plan_from_params(space.params_for(0.75, 32)), x, space=space), x), pruned)
+        onnx.save(export_onnx(prune(model, space.plan_from_params(space.params_for(0.75, 32)), x, space=space), x), pruned)
     if int8 is not None:
         space = discover(model, x, max_ratio=0.0, bits=(8, 32))
         plan = space.plan_from_params(space.params_for(0.0, 8))

@@ -58,7 +58,7 @@ import torch
 from torch import nn
 
 from autoprune import discover, zoo
-from autoprune.compress import compress, export_onnx
+from autoprune.compress import export_onnx, prune
 from autoprune.profile.local import host_info
 from autoprune.profile.timing import make_session
 from autoprune.space import layer_macs
@@ -195,7 +195,7 @@ def variants(model: nn.Module, x: torch.Tensor, roundings: tuple[int, ...]) -> t
     for rt in roundings:
         space = discover(model, x, max_ratio=0.75, round_to=rt)
         for r in RATIOS:
-            models[(rt, r)] = m = compress(model, space.plan_from_params(space.params_for(r, 32)), x, space=space)
+            models[(rt, r)] = m = prune(model, space.plan_from_params(space.params_for(r, 32)), x, space=space)
             protos[(rt, r)] = export_onnx(m, x).SerializeToString()
     return models, protos, len(space.groups)
 

@@ -78,7 +78,7 @@ def test_excluded_custom_module_freezes_its_coupled_channels_and_the_rest_still_
     assert reasons["conv1"].startswith("coupled to scale")
     with pytest.raises(PlanError, match=r"layers.conv1.ratio: conv1 cannot be pruned \(coupled to scale"):
         space.resolve(Plan({"conv1": LayerPlan(ratio=0.5)}))
-    small = autoprune.compress(model, space.plan_from_params(space.params_for(0.5, 32)), X_IMG, space=space)
+    small = autoprune.compress.prune(model, space.plan_from_params(space.params_for(0.5, 32)), X_IMG, space=space)
     assert small.conv1.out_channels == 16 and small.scale.gain.shape[0] == 16 and small.conv2.out_channels == 8
     assert small(X_IMG).shape == (1, 4)
 
@@ -102,7 +102,7 @@ def test_multihead_attention_is_kept_whole_with_the_reason():
     assert "nn.MultiheadAttention keeps its width" in reasons["mha"] and "head_dim" in reasons["mha"]
     assert "coupled to mha" in reasons["proj"]
     assert "mha.out_proj" not in {q.name for q in space.layers}
-    small = autoprune.compress(model, space.plan_from_params(space.params_for(0.5, 32)), X_SEQ, space=space)
+    small = autoprune.compress.prune(model, space.plan_from_params(space.params_for(0.5, 32)), X_SEQ, space=space)
     assert small.fc1.out_features == 16 and small(X_SEQ).shape == (1, 4)
 
 

@@ -1,30 +1,45 @@
-"""Export a (pruned) torch model to ONNX, and find which ONNX nodes implement which module."""
+"""Export a (pruned) torch model to ONNX, and find which ONNX nodes compute with which layer's weights.
+
+Which node implements which layer is found from the weights themselves, never from node
+names (exporters name nodes as they like): a Conv, ConvTranspose, Gemm or MatMul node
+belongs to the torch layer whose weight its constant weight input is, as stored (an
+initializer named ``<layer>.weight``), transposed (a Linear exported as MatMul, or Gemm
+without ``transB``), or scaled per output channel (a BatchNorm the exporter folded into the
+conv). :func:`export_onnx` records that map in the graph; :func:`take_layer_nodes` reads it
+and strips it again, so a built artifact's bytes do not carry it.
+"""
 
 from __future__ import annotations
 
 import io
-import re
+import json
 import warnings
 
+import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from ..exceptions import CandidateError
 
-__all__ = ["export_onnx", "nodes_by_module", "OPSET", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = ["export_onnx", "layer_nodes", "take_layer_nodes", "OPSET", "INPUT_NAME", "OUTPUT_NAME", "LAYER_NODES_KEY", "WEIGHTED_OPS"]
 
 OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+WEIGHTED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+# Model metadata key of the layer -> nodes map, from export to quantization (stripped there).
+LAYER_NODES_KEY = "autoprune.layer_nodes"
 
 
 def export_onnx(model: nn.Module, example_input: torch.Tensor) -> onnx.ModelProto:
     """The model as ONNX (opset 17, dynamic batch axis), eval mode, BatchNorm folded into convs.
 
     Uses the TorchScript-based exporter: it is deterministic and an order of magnitude
-    faster than the torch.export-based one for the small graphs searched here.
+    faster than the torch.export-based one for the small graphs searched here. The graph's
+    metadata holds :func:`layer_nodes` under :data:`LAYER_NODES_KEY`.
     """
     buf = io.BytesIO()
     model = model.eval()
@@ -41,24 +56,92 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor) -> onnx.ModelProt
         raise CandidateError(f"ONNX export failed: {type(e).__name__}: {e}") from e
     proto = onnx.load_from_string(buf.getvalue())
     proto.producer_name = "autoprune"
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = LAYER_NODES_KEY, json.dumps(layer_nodes(model, proto))
     return proto
 
 
-def _module_path(node_name: str) -> str | None:
-    """``/layer1/layer1.0/conv1/Conv_2`` -> ``layer1.0.conv1`` (scopes are local or qualified names)."""
-    parts = [p for p in node_name.split("/") if p][:-1]
-    path = ""
-    for p in parts:
-        path = p if (not path or p.startswith(path + ".")) else f"{path}.{p}"
-    return path or None
+def take_layer_nodes(proto: onnx.ModelProto) -> tuple[dict[str, list[str]], onnx.ModelProto]:
+    """The layer -> nodes map :func:`export_onnx` recorded, and a copy of ``proto`` without it.
+
+    Raises:
+        CandidateError: ``proto`` was not made by :func:`export_onnx` (it has no map).
+    """
+    found = [p.value for p in proto.metadata_props if p.key == LAYER_NODES_KEY]
+    if not found:
+        raise CandidateError(
+            f"the ONNX graph has no {LAYER_NODES_KEY!r} metadata: export it with autoprune.compress.export_onnx, "
+            "which records which nodes compute with which layer's weights"
+        )
+    clean = onnx.ModelProto()
+    clean.CopyFrom(proto)
+    kept = [(p.key, p.value) for p in clean.metadata_props if p.key != LAYER_NODES_KEY]
+    del clean.metadata_props[:]
+    for key, value in kept:
+        entry = clean.metadata_props.add()
+        entry.key, entry.value = key, value
+    return json.loads(found[0]), clean
 
 
-def nodes_by_module(proto: onnx.ModelProto) -> dict[str, list[str]]:
-    """Weighted ONNX nodes (Conv, Gemm, MatMul) grouped by the module path that produced them."""
-    out: dict[str, list[str]] = {}
+def _constants(proto: onnx.ModelProto, names: set[str]) -> dict[str, np.ndarray]:
+    """The named initializers and Constant-node outputs, as arrays."""
+    out = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if t.name in names}
     for node in proto.graph.node:
-        if node.op_type in WEIGHTED_OPS:
-            path = _module_path(node.name)
-            if path is not None:
-                out.setdefault(path, []).append(node.name)
+        if node.op_type == "Constant" and node.output[0] in names:
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None:
+                out[node.output[0]] = numpy_helper.to_array(value)
+    return out
+
+
+def _as_torch_layout(node: onnx.NodeProto, w: np.ndarray) -> np.ndarray | None:
+    """A node's weight in the layout of the torch module's ``weight`` (``(out, in, ...)``), or None."""
+    if node.op_type == "MatMul":  # x @ W: W is (in, out)
+        return w.T if w.ndim == 2 else None
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return w if trans_b else w.T
+    return w
+
+
+def _same_up_to_channel_scale(torch_w: np.ndarray, onnx_w: np.ndarray) -> bool:
+    """``onnx_w`` is ``torch_w`` with each output channel (dim 0) multiplied by one factor (1 included)."""
+    if torch_w.shape != onnx_w.shape:
+        return False
+    if np.array_equal(torch_w, onnx_w):
+        return True
+    a = torch_w.reshape(len(torch_w), -1).astype(np.float64)
+    b = onnx_w.reshape(len(onnx_w), -1).astype(np.float64)
+    aa = (a * a).sum(1)
+    scale = np.divide((a * b).sum(1), aa, out=np.zeros_like(aa), where=aa > 0)
+    err = np.abs(b - scale[:, None] * a).max(1)
+    return bool((err <= 1e-5 * np.abs(b).max(1) + 1e-12).all())
+
+
+def layer_nodes(model: nn.Module, proto: onnx.ModelProto) -> dict[str, list[str]]:
+    """``{layer: [node names]}``: the weighted ONNX nodes whose weight is that conv/linear layer's.
+
+    A node belongs to the layer whose weight its constant weight input equals, transposed or
+    scaled per output channel as the exporter left it (see the module docstring). Nodes whose
+    weight is not a constant (a MatMul of two activations) or no layer's belong to none. When
+    layers hold identical weights, nodes go to them in graph and model order.
+    """
+    weighted = [n for n in proto.graph.node if n.op_type in WEIGHTED_OPS and len(n.input) > 1]
+    consts = _constants(proto, {n.input[1] for n in weighted})
+    layers = {name: m.weight.detach().cpu().float().numpy() for name, m in model.named_modules()
+              if isinstance(m, WEIGHTED_MODULES) and isinstance(getattr(m, "weight", None), torch.Tensor)}
+    out: dict[str, list[str]] = {}
+    for node in weighted:
+        w = consts.get(node.input[1])
+        w = None if w is None else _as_torch_layout(node, w)
+        if w is None:
+            continue
+        named = node.input[1].removesuffix(".weight")
+        if named in layers and _same_up_to_channel_scale(layers[named], w):
+            match = [named]
+        else:
+            match = [name for name, tw in layers.items() if _same_up_to_channel_scale(tw, w)]
+        if match:
+            layer = next((name for name in match if name not in out), match[0])
+            out.setdefault(layer, []).append(node.name)
     return out

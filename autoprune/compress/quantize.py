@@ -2,8 +2,11 @@
 
 Weights are quantized per output channel (symmetric int8), activations per tensor (uint8)
 with ranges calibrated on the task's training data, by min-max or by percentile
-(:class:`Calibration`). Layers the plan keeps at 32 bits are excluded by node name and stay
-fp32 in the same graph.
+(:class:`Calibration`). :func:`quantize_onnx` applies a plan's bit-widths: it finds each
+planned layer's nodes through the map :func:`~autoprune.compress.onnx_export.export_onnx`
+recorded (from the weights, not node names); the nodes of layers the plan keeps at 32 bits
+are excluded by name and stay fp32 in the same graph, and a layer planned at 8 or 16 bits
+whose nodes cannot be found is an error, never a silently fp32 layer.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from ..exceptions import CandidateError, ConfigError
-from .onnx_export import INPUT_NAME
+from ..exceptions import CandidateError, ConfigError, PlanError
+from ..plan import Plan
+from ..space import SearchSpace
+from .fp16 import convert_fp16
+from .onnx_export import INPUT_NAME, WEIGHTED_OPS, take_layer_nodes
 
-__all__ = ["quantize_int8", "Calibration", "CALIBRATION_METHODS"]
+__all__ = ["quantize_onnx", "check_runnable", "quantize_int8", "Calibration", "CALIBRATION_METHODS"]
 
 CALIBRATION_METHODS = ("minmax", "percentile")
 
@@ -104,3 +110,54 @@ def quantize_int8(proto: onnx.ModelProto, quantize_nodes: list[str], exclude_nod
         except Exception as e:
             raise CandidateError(f"onnxruntime quantization failed: {type(e).__name__}: {e}") from e
         return onnx.load(dst)
+
+
+def check_runnable(bits: dict[str, int]) -> dict[str, int]:
+    """``bits`` (``{layer: bit-width}``) if onnxruntime runs every one of them (8, 16, 32).
+
+    Raises:
+        PlanError: a layer is planned below 8 bits (the message names it).
+    """
+    low = sorted(layer for layer, b in bits.items() if b not in (8, 16, 32))
+    if low:
+        raise PlanError(
+            f"plan: layers.{low[0]}.bits {bits[low[0]]} has no onnxruntime kernel; bit-widths below 8 are "
+            "simulated in torch (autoprune.compress.simulate), not exported"
+        )
+    return bits
+
+
+def quantize_onnx(proto: onnx.ModelProto, plan: Plan, space: SearchSpace,
+                  calibration: np.ndarray | Calibration | None) -> onnx.ModelProto:
+    """Apply the plan's bit-widths to a graph from :func:`~autoprune.compress.onnx_export.export_onnx`:
+    int8 QDQ where bits == 8, float16 where 16, fp32 where 32.
+
+    Returns a new graph (without the export's layer map); ``proto`` is left as it is.
+    Bit-widths below 8 have no onnxruntime kernels; they are simulated in torch
+    (:mod:`autoprune.compress.simulate`) and refused here.
+
+    Raises:
+        PlanError: a layer is planned below 8 bits, or the plan does not fit the space.
+        CandidateError: a layer planned at 8 or 16 bits computes in no node of the graph
+            (the message names it), or onnxruntime's quantizer failed.
+        ValueError: layers at 8 bits and no calibration inputs.
+    """
+    bits = check_runnable(space.resolve_bits(plan))
+    nodes, proto = take_layer_nodes(proto)
+    lost = [layer for layer, b in bits.items() if b != 32 and not nodes.get(layer)]
+    if lost:
+        raise CandidateError(
+            f"layer {lost[0]} is planned at {bits[lost[0]]} bits but no Conv/Gemm/MatMul node of the exported graph "
+            f"computes with its weight, so it cannot be quantized (layers not found: {', '.join(lost)})"
+        )
+    want8 = [n for layer, b in bits.items() if b == 8 for n in nodes[layer]]
+    want16 = [n for layer, b in bits.items() if b == 16 for n in nodes[layer]]
+    # every other weighted node stays fp32: layers planned 16 or 32, layers outside the plan
+    # (excluded from the space), and nodes computing with no layer's weight (attention scores)
+    quantized = set(want8)
+    others = [n.name for n in proto.graph.node if n.op_type in WEIGHTED_OPS and n.name not in quantized]
+    if want8 and calibration is None:
+        raise ValueError("calibration data is required to quantize layers to 8 bits")
+    if want8:
+        proto = quantize_int8(proto, want8, others, calibration)
+    return convert_fp16(proto, want16) if want16 else proto

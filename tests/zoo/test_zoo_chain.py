@@ -1,8 +1,11 @@
-"""Every zoo architecture through the whole chain: discover -> random plan -> compress -> ONNX -> onnxruntime."""
+"""Every zoo architecture through the whole chain: discover -> random plan -> prune -> ONNX -> onnxruntime.
+
+Nothing here depends on the host's speed: how much faster a pruned model runs is a timing
+goal, measured in benchmarks/pruning_speedup.py, not asserted in a test.
+"""
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -17,6 +20,7 @@ from autoprune import zoo
 from autoprune.compress import export_onnx
 from autoprune.plan import LayerPlan, Plan
 from autoprune.profile.timing import make_session
+from autoprune.space import layer_macs
 
 ARCHS = zoo.names()
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -64,7 +68,7 @@ def test_transformer_heads_are_pruned_whole():
     attn = [g for g in space.groups if g.name.endswith("attn.v")]
     assert len(attn) == 2 and all(g.step == model.layers[0].attn.head_dim for g in attn)
     assert {"layers.0.attn.q", "layers.0.attn.k", "layers.0.attn.o"} <= set(attn[0].members)
-    small = autoprune.compress(model, Plan({"layers.0.attn.v": LayerPlan(ratio=0.3)}), x, space=space)
+    small = autoprune.compress.prune(model, Plan({"layers.0.attn.v": LayerPlan(ratio=0.3)}), x, space=space)
     # 4 heads x 32 at ratio 0.3 -> 3 heads kept, never a partial head
     assert small.layers[0].attn.q.out_features == 96 and small.layers[0].attn.o.in_features == 96
 
@@ -80,7 +84,7 @@ def test_random_plans_compress_export_and_match_onnxruntime(arch):
     @settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(_random_plan(space))
     def check(plan):
-        small = autoprune.compress(model, plan, x, space=space)
+        small = autoprune.compress.prune(model, plan, x, space=space)
         with torch.no_grad():
             ref = small(xb).numpy()
         assert ref.shape == tuple(dense_shape)
@@ -90,14 +94,14 @@ def test_random_plans_compress_export_and_match_onnxruntime(arch):
 
     check()
     after = model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before), "compress must leave the input model untouched"
+    assert all(torch.equal(before[k], after[k]) for k in before), "prune must leave the input model untouched"
 
 
 @pytest.mark.parametrize("arch", ["resnet", "transformer"])
-def test_compress_is_deterministic(arch):
+def test_prune_is_deterministic(arch):
     model, x, space = _setup(arch)
     plan = space.plan_from_params(space.params_for(0.4, 32))
-    a, b = (autoprune.compress(model, plan, x, space=space).state_dict() for _ in range(2))
+    a, b = (autoprune.compress.prune(model, plan, x, space=space).state_dict() for _ in range(2))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -105,7 +109,7 @@ def test_compress_is_deterministic(arch):
 def test_int8_plan_writes_a_checked_qdq_model(arch, tmp_path):
     model, x, space = _setup(arch)
     plan = space.plan_from_params(space.params_for(0.25, 8))
-    small = autoprune.compress(model, plan, x, space=space)
+    small = autoprune.compress.prune(model, plan, x, space=space)
     calib = zoo.example_input(arch, batch=16, seed=2).numpy()
     path = tmp_path / "m.onnx"
     autoprune.to_onnx(small, plan, x, path, calib)  # the same plan: its ratios are already applied
@@ -116,22 +120,15 @@ def test_int8_plan_writes_a_checked_qdq_model(arch, tmp_path):
     assert out.shape[0] == 2 and np.isfinite(out).all()
 
 
-def _median_pair(a, b, x: np.ndarray, n: int = 100) -> tuple[float, float]:
-    """Medians of interleaved runs, so both models see the same machine load."""
-    feed = {a.get_inputs()[0].name: x}
-    ta, tb = [], []
-    for _ in range(10):
-        a.run(None, feed), b.run(None, feed)
-    for _ in range(n):
-        t = time.perf_counter(); a.run(None, feed); ta.append(time.perf_counter() - t)
-        t = time.perf_counter(); b.run(None, feed); tb.append(time.perf_counter() - t)
-    return float(np.median(ta)), float(np.median(tb))
+def _onnx_weights(proto: onnx.ModelProto) -> int:
+    return sum(int(np.prod(t.dims)) for t in proto.graph.initializer)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_half_the_channels_is_clearly_faster(arch):
+def test_half_the_channels_at_least_halves_the_work(arch):
     model, x, space = _setup(arch)
-    small = autoprune.compress(model, space.plan_from_params(space.params_for(0.5, 32)), x, space=space)
-    dense, pruned = (make_session(export_onnx(m, x).SerializeToString()) for m in (model, small))
-    t_dense, t_pruned = _median_pair(dense, pruned, x.numpy())
-    assert t_pruned < 0.85 * t_dense, f"{arch}: ratio 0.5 {t_pruned * 1e6:.0f} us vs dense {t_dense * 1e6:.0f} us"
+    small = autoprune.compress.prune(model, space.plan_from_params(space.params_for(0.5, 32)), x, space=space)
+    macs_dense, macs_small = (sum(layer_macs(m, x).values()) for m in (model, small))
+    assert macs_small < 0.5 * macs_dense, f"{arch}: ratio 0.5 keeps {macs_small / macs_dense:.0%} of the MACs"
+    dense, pruned = (export_onnx(m, x) for m in (model, small))
+    assert _onnx_weights(pruned) < 0.5 * _onnx_weights(dense)  # the ONNX graph really is smaller

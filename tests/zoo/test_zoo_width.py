@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from autoprune import compress, discover, zoo
+from autoprune import discover, zoo
+from autoprune.compress import prune
 import torch
 
 from autoprune.space import layer_macs
@@ -34,7 +35,7 @@ def test_width_mult_four_builds_wider_models_that_prune(arch, lo, hi):
     assert _widths(zoo.build(arch)) == _widths(zoo.build(arch, width_mult=1.0))  # 1 is the default model
     assert model(x).shape == (1, 10)
     space = discover(model, x, max_ratio=0.75)
-    half = compress(model, space.plan_from_params(space.params_for(0.5, 32)), x, space=space)
+    half = prune(model, space.plan_from_params(space.params_for(0.5, 32)), x, space=space)
     assert half(x).shape == (1, 10)
     assert _widths(half)[-1] < hi
 
