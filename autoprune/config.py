@@ -30,6 +30,7 @@
         collapse: 0.1               # cap a group below its first ratio losing more accuracy than this; null: no caps
         rounds: 3                   # interleaved latency rounds over all the analysis's artifacts
         window_s: 0.15              # timed window per model and round
+        bits: true                  # also each layer's accuracy cost in int8 (the ladder keeps costly ones fp32)
       ladder: 8                     # seeds from the curves for this many latency targets; 0: none
     build:
       importance: magnitude
@@ -143,6 +144,9 @@ class SensitivitySettings:
             keep; None: no caps, curves only.
         rounds: Interleaved latency rounds.
         window_s: Timed window per model and round, in seconds.
+        bits: Also measure each quantizable layer's accuracy cost in int8 (the unpruned model
+            all int8, and with only that layer fp32), so the ladder keeps the layers whose
+            int8 costs accuracy in fp32.
     """
 
     enabled: bool = True
@@ -150,6 +154,7 @@ class SensitivitySettings:
     collapse: float | None = 0.1
     rounds: int = 3
     window_s: float = 0.15
+    bits: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,6 +368,7 @@ def _sensitivity(s: Reader) -> SensitivitySettings:
         collapse=None if k.has("collapse") and k.raw("collapse") is None else k.float("collapse", default.collapse, lo=0.0, hi=1.0),
         rounds=k.int("rounds", default.rounds, lo=1, hi=100),
         window_s=k.float("window_s", default.window_s, lo=0.01, hi=60.0),
+        bits=k.bool("bits", default.bits),
     )
     k.finish()
     return settings

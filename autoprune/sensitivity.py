@@ -98,7 +98,10 @@ class Sensitivity:
         collapse: The cap threshold (None: no caps).
         noise: ``{"dense_round_cv", "median_round_cv", "max_round_cv"}`` of the latency rounds.
         settings: What the analysis ran with (its settings, the profiler's, the build's).
-        seconds: ``{"accuracy", "latency", "total"}``.
+        seconds: ``{"accuracy", "latency", "total"}`` (and ``"bits"``).
+        bits: Per quantizable layer, ``{"int8": accuracy of the all-int8 artifact, "fp32":
+            accuracy with only this layer kept fp32, "macs_share"}``, measured with onnxruntime on
+            the artifact (empty when not analysed); ``bits_how`` says how.
     """
 
     groups: tuple[GroupCurve, ...]
@@ -110,6 +113,8 @@ class Sensitivity:
     noise: dict[str, float | None]
     settings: dict[str, Any]
     seconds: dict[str, float]
+    bits: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    bits_how: str = ""
 
     @property
     def dense_latency_ms(self) -> float | None:
@@ -156,6 +161,7 @@ class Sensitivity:
             "noise": dict(self.noise),
             "settings": dict(self.settings),
             "seconds": dict(self.seconds),
+            "bits": {"how": self.bits_how, "layers": {k: dict(v) for k, v in self.bits.items()}},
         }
 
     @classmethod
@@ -177,7 +183,16 @@ class Sensitivity:
                 tuple(lat.get("saved_ms") or none), tuple(lat.get("round_cv") or none), float(caps.get(name, max_ratio)),
             ))
         return cls(tuple(groups), d.get("how", ""), latency.get("how", ""), latency.get("source", "measured"), int(d.get("n_eval") or 0),
-                   d.get("collapse"), dict(d.get("noise") or {}), dict(d.get("settings") or {}), dict(d.get("seconds") or {}))
+                   d.get("collapse"), dict(d.get("noise") or {}), dict(d.get("settings") or {}), dict(d.get("seconds") or {}),
+                   {k: dict(v) for k, v in ((d.get("bits") or {}).get("layers") or {}).items()}, (d.get("bits") or {}).get("how", ""))
+
+    def fp32_layers(self, min_gain: float = 0.005, max_macs_share: float = 0.1) -> list[str]:
+        """Layers worth keeping in fp32: alone in fp32 they win back ``min_gain`` of the all-int8 accuracy, at little cost.
+
+        ``max_macs_share`` bounds the MACs such a layer may carry, so that keeping it in fp32
+        costs little latency (the ladder's latency prediction assumes int8 everywhere).
+        """
+        return [k for k, v in self.bits.items() if v["fp32"] - v["int8"] >= min_gain - _TOL and v["macs_share"] <= max_macs_share]
 
 
 def curve_ratios(group: ChannelGroup, ratios: tuple[float, ...], ratio_step: float) -> tuple[float, ...]:
@@ -306,6 +321,10 @@ def analyse(ctx: "StudyContext", profiler: "Profiler", settings: SensitivitySett
             log(f"sensitivity: could not time {key}: {why}")
         t_lat = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    bits, bits_how = _bits_sensitivity(ctx, space, log) if settings.bits else ({}, "")
+    t_bits = time.perf_counter() - t0
+
     medians = {k: [m.latency_ms.value for m in v] for k, v in rounds.items()}
     dense_all = [v for k, vs in medians.items() if k[0] == _REF for v in vs]
     dense_ms = trimmed_mean(dense_all) if dense_all else None
@@ -329,18 +348,47 @@ def analyse(ctx: "StudyContext", profiler: "Profiler", settings: SensitivitySett
     lat_how = (f"int8 artifact with only this group pruned, timed on {ctx.device.name} in {settings.rounds} interleaved round(s) "
                f"of >= {settings.window_s:g} s (>= {min(s.repetitions, 20)} runs each) with the dense int8 artifact timed every "
                f"{_BLOCK} artifacts; saved = {TRIMMED_MEAN} over rounds of (the neighbouring dense medians' mean - the pruned median)")
-    seconds = {"accuracy": round(t_acc, 3), "latency": round(t_lat, 3), "total": round(time.perf_counter() - t_start, 3)}
+    seconds = {"accuracy": round(t_acc, 3), "latency": round(t_lat, 3), "bits": round(t_bits, 3),
+               "total": round(time.perf_counter() - t_start, 3)}
     sens = Sensitivity(
         tuple(curves), _proxy_how(ctx), lat_how, source, len(ctx.eval_y), settings.collapse,
         {"dense_round_cv": _cv(dense_all), "median_round_cv": statistics.median(cvs) if cvs else None, "max_round_cv": cvs[-1] if cvs else None},
         {**dataclasses.asdict(settings), "ratios": list(settings.ratios), "ratio_step": space.ratio_step, "round_to": space.round_to,
          "device": ctx.device.name, "warmup": min(s.warmup, 10), "repetitions": min(s.repetitions, 20)},
-        seconds,
+        seconds, bits, bits_how,
     )
     capped = {c.name: c.cap for c in curves if c.cap < c.max_ratio - _TOL}
     log(f"sensitivity: done in {seconds['total']:.1f} s (accuracy {seconds['accuracy']:.1f} s, latency {seconds['latency']:.1f} s); "
         + (f"capped: {', '.join(f'{n} {c:g}' for n, c in capped.items())}" if capped else "no group capped"))
     return sens
+
+
+def _bits_sensitivity(ctx: "StudyContext", space: SearchSpace, log: Callable[[str], None]) -> tuple[dict[str, dict[str, float]], str]:
+    """Per quantizable layer: accuracy of the dense all-int8 artifact, and of it with only that layer in fp32.
+
+    Measured with onnxruntime on the artifacts themselves (int8 kernels differ by CPU: on x86
+    without VNNI, u8 x s8 products can saturate, and which layers suffer shows only here).
+    """
+    from .evaluate import evaluate_onnx
+
+    layers = [q for q in space.layers if 8 in q.bits and 32 in q.bits]
+    if not layers:
+        return {}, ""
+    build, int8 = ctx.config.build, _int8_params(space)  # the study's calibration: accuracy depends on it
+
+    def accuracy(params: dict[str, Any]) -> float:
+        with torch_threads(ctx.build_threads):
+            art = build_artifact(ctx.model, space.plan_from_params(params), space, ctx.task, ctx.example_input, build)
+        return evaluate_onnx(art.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
+
+    base = accuracy(int8)
+    out = {q.name: {"int8": base, "fp32": accuracy({**int8, f"bits:{q.name}": 32}), "macs_share": q.macs_share} for q in layers}
+    best = max(out.items(), key=lambda kv: kv[1]["fp32"])
+    log(f"sensitivity: bits of {len(layers)} layer(s): all int8 {base:.4f}; most sensitive {best[0]} "
+        f"(fp32 alone: {best[1]['fp32']:.4f})")
+    how = (f"onnxruntime on the {len(ctx.eval_y)}-sample {ctx.task.eval_description} of task {ctx.task.name}: the unpruned "
+           f"model all int8 (calibrated on {build.calibration_samples} samples), and with only this layer kept fp32")
+    return out, how
 
 
 _REF = "dense"  # key of the dense int8 artifact among the timed ones

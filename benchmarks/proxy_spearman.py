@@ -62,13 +62,28 @@ def _config(args: argparse.Namespace):
     return StudyConfig.from_dict(data, args.study or "proxy_spearman.py arguments")
 
 
-def make_plans(space, n: int, uniform: list[float], seed: int) -> list[tuple[str, object]]:
-    """``n`` int8 plans: the ``uniform`` ratios (capped per group), the rest a seeded random ratio per group."""
+class _Subset:
+    """``task`` whose training data is a fixed, seeded subset of ``n`` of its training samples (recovery only)."""
+
+    def __init__(self, task, n: int, seed: int = 0) -> None:
+        X, y = task.train_data()
+        idx = np.sort(np.random.default_rng(seed).permutation(len(y))[:n])
+        self._task, self._data = task, (X[idx], y[idx])
+
+    def train_data(self):
+        return self._data
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+
+def make_plans(space, n: int, uniform: list[float], seed: int, max_ratio: float | None = None) -> list[tuple[str, object]]:
+    """``n`` int8 plans: the ``uniform`` ratios (capped per group), the rest a seeded random ratio per group (up to ``max_ratio``)."""
     bits = {k: v for k, v in space.params_for(0.0, 8).items() if k.startswith("bits:")}
     plans = [(f"uniform-{r:g}", space.plan_from_params({**space.params_for(r, 8), **bits})) for r in uniform[:n]]
     rng = np.random.default_rng(seed)
     while len(plans) < n:
-        ratios = {f"ratio:{g.name}": round(round(rng.uniform(0, g.max_ratio) / space.ratio_step) * space.ratio_step, 10)
+        ratios = {f"ratio:{g.name}": round(round(rng.uniform(0, min(g.max_ratio, max_ratio or 1.0)) / space.ratio_step) * space.ratio_step, 10)
                   for g in space.groups if g.max_ratio > 0}
         plans.append((f"random-{len(plans) - min(n, len(uniform))}", space.plan_from_params({**ratios, **bits})))
     return plans
@@ -84,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plans", type=int, default=24, help="number of plans (default 24; the goal needs >= 20)")
     ap.add_argument("--uniform", type=float, nargs="*", default=[0.25, 0.5, 0.75], help="uniform ratios among the plans")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random plans")
+    ap.add_argument("--max-ratio", type=float, help="random plans draw each group's ratio in [0, this] (default: the space's max_ratio)")
+    ap.add_argument("--recovery-samples", type=int, help="recover on a fixed, seeded subset of this many training samples (default: all)")
     ap.add_argument("--epochs", type=int, default=2, help="recovery epochs (export --finetune)")
     ap.add_argument("--lr", type=float, help="recovery learning rate (default: the build's finetune_lr, as export)")
     ap.add_argument("--distill", action="store_true", help="recover with distillation from the dense model")
@@ -107,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = StudyContext.prepare(config)
     threads = torch.get_num_threads()  # what a study created on this machine records as build_threads
     recovery = recovery_settings(config, args.epochs, args.distill, args.lr)
-    plans = make_plans(ctx.space, args.plans, args.uniform, args.seed)
+    plans = make_plans(ctx.space, args.plans, args.uniform, args.seed, args.max_ratio)
+    recovery_task = _Subset(ctx.task, args.recovery_samples) if args.recovery_samples else None
     test = ctx.task.test_data()
     t_prepared = time.perf_counter()
 
@@ -115,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, (label, plan) in enumerate(plans):
         t0 = time.perf_counter()
         with torch_threads(threads):
-            rb = build_recovered(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, config.build, recovery)
+            rb = build_recovered(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, config.build, recovery, recovery_task)
         proxy = evaluate_onnx(rb.unrecovered.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
         recovered = evaluate_onnx(rb.recovered.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
         tests = [measure_test_accuracy(ctx.task, a.onnx_bytes, data=test).value for a in (rb.unrecovered, rb.recovered)] if test else None
@@ -140,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end",
         f"task: {ctx.task.name} {json.dumps(ctx.task.options, sort_keys=True)}; accuracy: {ctx.task.eval_description} ({len(ctx.eval_y)} samples), onnxruntime on the int8 artifacts",
         f"build (the study's, for the proxy): {json.dumps(dataclasses.asdict(config.build), sort_keys=True)}",
-        f"recovery (export --finetune): {r['epochs']} epoch(s), {r['optimizer']} at lr {r['lr']:g}, {r['schedule']}, batch {r['batch_size']}, "
-        f"distill {r['distill']}, seed {r['seed']}",
+        f"recovery (export --finetune): {r['epochs']} epoch(s) over "
+        + (f"a fixed subset of {args.recovery_samples} training samples (seed 0)" if args.recovery_samples else "the training split")
+        + f", {r['optimizer']} at lr {r['lr']:g}, {r['schedule']}, batch {r['batch_size']}, distill {r['distill']}, seed {r['seed']}",
         f"plans: {len(plans)} int8 plans over {len(ctx.space.groups)} channel groups: uniform {args.uniform[:args.plans]}, "
-        f"the rest a random ratio per group in [0, max_ratio] (seed {args.seed}, step {ctx.space.ratio_step:g})",
+        f"the rest a random ratio per group in [0, {args.max_ratio if args.max_ratio is not None else 'max_ratio'}] (seed {args.seed}, step {ctx.space.ratio_step:g})",
     ]
     footer = [
         f"proxy accuracy range {proxy.min():.4f}-{proxy.max():.4f}; recovered {recovered.min():.4f}-{recovered.max():.4f}; "

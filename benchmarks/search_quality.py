@@ -222,15 +222,18 @@ def main() -> int:
             seed_doc["arms"][arm] = s
         doc["seeds"][str(seed)] = seed_doc
         log(_seed_table(seed, seed_doc))
-    doc["wall_seconds"] = time.perf_counter() - t_all
-    text = "\n".join(log_lines + [_goals(doc), f"total wall time {doc['wall_seconds']:.0f} s"])
+        doc["wall_seconds"] = time.perf_counter() - t_all
+        _write(doc, log_lines, Path(args.results))  # after every seed: a long run leaves what it finished
     print(_goals(doc))
-    res = Path(args.results)
+    return 0
+
+
+def _write(doc: dict, log_lines: list[str], res: Path) -> None:
+    text = "\n".join(log_lines + [_goals(doc), f"total wall time {doc['wall_seconds']:.0f} s"])
     res.parent.mkdir(parents=True, exist_ok=True)
     res.with_suffix(".txt").write_text(text + "\n")
     res.with_suffix(".json").write_text(json.dumps(doc, indent=2))
     _plot(doc, res.with_suffix(".png"))
-    return 0
 
 
 def _fmt(v, spec=".3f", none="-"):

@@ -119,3 +119,22 @@ def test_seed_round_trips_and_says_what_it_predicts():
     assert attrs["seed"] == "ladder-1"
     assert attrs["predicted"]["latency_ms"]["source"] == "modelled" and attrs["predicted"]["latency_ms"]["value"] == s.predicted_latency_ms
     assert attrs["predicted"]["accuracy"]["source"] == "modelled"
+
+
+def test_layers_costly_in_int8_stay_fp32_in_the_seeds():
+    import dataclasses
+
+    sens = three_groups()
+    space = dataclasses.replace(space_for(sens), layers=(
+        QuantLayer("stem", "conv2d", 0.01, (8, 32)), QuantLayer("a", "conv2d", 0.5, (8, 32)), QuantLayer("big", "conv2d", 0.3, (8, 32)),
+    ))
+    bits = {"stem": {"int8": 0.90, "fp32": 0.93, "macs_share": 0.01},  # int8 costs 3 points, and the layer is light
+            "a": {"int8": 0.90, "fp32": 0.901, "macs_share": 0.5},     # within noise
+            "big": {"int8": 0.90, "fp32": 0.93, "macs_share": 0.3}}    # costly in int8, but too heavy to keep fp32
+    sens = dataclasses.replace(sens, bits=bits, bits_how="synthetic")
+    assert sens.fp32_layers() == ["stem"]
+    seeds = allocate(sens, space, 4)
+    assert seeds and all(s.params["bits:stem"] == 32 and s.params["bits:a"] == 8 and s.params["bits:big"] == 8 for s in seeds)
+    back = Sensitivity.from_dict(sens.to_dict())
+    assert back.bits == bits and back.fp32_layers() == ["stem"]
+    assert all(s.params["bits:stem"] == 8 for s in allocate(three_groups(), space, 4))  # not analysed: int8

@@ -172,7 +172,7 @@ def test_a_study_with_trials_but_no_analysis_keeps_its_space():
 
 def sensitive_config(tiny_config, **search):
     """The tiny study with the analysis on: max_ratio 0.5, one ratio per group, a tight collapse so conv1 is capped."""
-    search = {"n_trials": 7, "max_ratio": 0.5, "ladder": 4,
+    search = {"n_trials": 7, "max_ratio": 0.5, "ladder": 2,
               "sensitivity": SensitivitySettings(ratios=(0.5,), collapse=0.02, rounds=2, window_s=0.05), **search}
     s = dataclasses.replace(tiny_config.search, **search)
     return dataclasses.replace(tiny_config, name="sensitive", search=s, confirm=dataclasses.replace(tiny_config.confirm, rounds=0))
@@ -202,13 +202,29 @@ def test_the_study_stores_the_analysis_and_searches_the_capped_space(sensitive_r
     assert any(line.startswith("sensitivity: done in") for line in lines)
 
 
+def test_the_study_stores_each_layers_int8_cost_measured_on_the_artifact(sensitive_run):
+    result, _ = sensitive_run
+    study = result.study
+    sens = Sensitivity.from_dict(study.user_attrs["sensitivity"])
+    both = [q["name"] for q in study.user_attrs["space"]["layers"] if 8 in q["bits"] and 32 in q["bits"]]
+    assert both and sorted(sens.bits) == sorted(both)
+    dense_int8 = next(t for t in study.trials if t.user_attrs.get("baseline") == "dense-int8")
+    for name, b in sens.bits.items():
+        assert 0.0 <= b["fp32"] <= 1.0 and b["macs_share"] >= 0.0
+        assert b["int8"] == pytest.approx(dense_int8.user_attrs["metrics"]["accuracy"]["value"])  # the same build, the same bytes
+    assert "onnxruntime" in sens.bits_how and "only this layer kept fp32" in sens.bits_how
+    ladder = study.user_attrs["sensitivity"]["ladder"]
+    fp32 = set(sens.fp32_layers())
+    assert all((s["params"].get(f"bits:{n}") == 32) == (n in fp32) for s in ladder for n in both)
+
+
 def test_ladder_seeds_follow_the_baselines(sensitive_run):
     result, _ = sensitive_run
     trials = result.study.get_trials()
     baselines = [t.number for t in trials if t.user_attrs.get("baseline")]
     seeds = [t for t in trials if t.user_attrs.get("seed")]
     assert baselines == [0, 1, 2]
-    assert 1 <= len(seeds) <= 2  # at most half of the 4 trials after the baselines
+    assert 1 <= len(seeds) <= 2  # ladder: 2, of the 4 trials after the baselines
     assert [t.number for t in seeds] == list(range(3, 3 + len(seeds)))
     stored = result.study.user_attrs["sensitivity"]["ladder"]
     assert [t.user_attrs["seed"] for t in seeds] == [s["label"] for s in stored]

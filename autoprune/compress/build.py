@@ -233,20 +233,21 @@ class RecoveredBuild:
 
 
 def build_recovered(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor,
-                    settings: BuildSettings, recovery: RecoverySettings) -> RecoveredBuild:
+                    settings: BuildSettings, recovery: RecoverySettings, recovery_task: Any = None) -> RecoveredBuild:
     """Build ``plan`` as the study does, then recover the pruned float model and package it again.
 
     Recovery (:func:`~autoprune.compress.recover.recover`) trains a copy of the pruned model on
     the task's training data, distilling from ``model`` (the dense one) when ``recovery.distill``;
     the recovered model then goes through the same sparsity, ONNX and quantization stage with
     the same plan and calibration inputs. Deterministic on a fixed torch thread count (the
-    caller pins it): the same arguments give the same bytes.
+    caller pins it): the same arguments give the same bytes. ``recovery_task`` (default:
+    ``task``) supplies recovery's training data, e.g. a fixed subset of ``task``'s.
     """
     pruned = build_pruned_model(model, plan, space, task, example_input, settings)
     unrecovered = artifact_from_model(pruned, plan, space, task, example_input, settings)
     student = copy.deepcopy(pruned.model)
     t0 = time.perf_counter()
-    losses = recover(student, task, recovery.epochs, recovery.lr, teacher=model if recovery.distill else None,
+    losses = recover(student, recovery_task or task, recovery.epochs, recovery.lr, teacher=model if recovery.distill else None,
                      temperature=recovery.temperature, alpha=recovery.alpha, batch_size=recovery.batch_size, seed=recovery.seed)
     seconds = time.perf_counter() - t0
     stages = {**pruned.stage_seconds, "recover": seconds}
