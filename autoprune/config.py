@@ -69,26 +69,10 @@ bit-width the device runs. ``build.calibration`` picks how activation ranges are
 the int8 artifact (onnxruntime's MinMax or Percentile calibrator) and the simulation alike.
 Baselines below 8 bits (``dense-int4``, ``uniform-0.25-int2``) need that bit-width in the study.
 
-``search.sensitivity`` runs before the first trial of a new study (``autoprune sensitivity
-STUDY.yaml`` runs it alone). For each channel group and each of ``ratios`` (those up to
-``max_ratio``, and ``max_ratio`` itself), the study's build of *only that group pruned* (the
-trials' pruning, BatchNorm recalibration and fine-tuning) is scored in torch fp32 on the
-validation split (the adaptive-BN proxy), and its int8 artifact is timed in ``rounds``
-interleaved rounds of ``window_s``, each saving against the dense int8 artifact timed next to
-it (the rounds' CV is stored as the machine's noise). A group's
-``max_ratio`` is then capped at the largest measured ratio before its accuracy first drops
-by more than ``collapse`` (absolute, in the task's score, below the same build unpruned),
-never below ``ratio_step``. An absolute threshold, not one tied to
-``constraints.max_accuracy_drop``: a group alone may lose more than the whole plan is
-allowed to (the fine-tuning of a full plan recovers some), the cap only removes the
-cliff. Everything is stored in the study user attribute ``sensitivity`` (the report draws
-it); a resumed study reuses the stored caps and never re-runs the analysis, and a study
-begun without it keeps its space. ``search.ladder`` then allocates ratios for that many
-latency targets, between the dense int8 latency and all groups at their caps, greedily
-from the curves (:mod:`autoprune.ladder`), and enqueues them after the baselines (user
-attribute ``seed: ladder-<i>``, with ``predicted`` latency and accuracy) — at most the
-trials left after the baselines (a ladder as long as them runs without a sampler). Without
-the analysis there is no ladder.
+``search.sensitivity`` runs before the first trial of a new study and caps each group's
+``max_ratio``; ``search.ladder`` enqueues that many seeds from its curves after the baselines
+(at most the trials left; a ladder as long as them runs without a sampler). What they
+measure and how: :mod:`autoprune.sensitivity` and :mod:`autoprune.ladder`.
 
 ``build.sparsity`` zeroes weights of every searched conv/linear layer after channel
 pruning: ``unstructured:<ratio>`` by magnitude, ``N:M`` keeping N of every M inputs. The

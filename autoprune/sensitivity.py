@@ -18,6 +18,13 @@ stores everything in its user attribute ``sensitivity`` (the report's format plu
 curves, caps, noise, settings and seconds); :mod:`autoprune.ladder` turns the curves into
 seed plans. Builds ignore ``max_ratio``, so export and the confirmation pass rebuild capped
 trials unchanged.
+
+``collapse`` is absolute, in the task's score, not tied to ``constraints.max_accuracy_drop``:
+a group alone may lose more than a whole plan is allowed to, and the cap only removes the
+cliff. With ``bits`` on, the analysis also measures what int8 costs each layer
+(:mod:`autoprune.quant_cost`). A resumed study reuses the stored analysis and never re-runs
+it; a study begun without it keeps its space (its Optuna distributions stay as they began).
+``autoprune sensitivity STUDY.yaml`` runs the analysis alone and prints it.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ import torch
 from .compress.build import build_artifact
 from .config import SensitivitySettings
 from .exceptions import CandidateError
-from .plan import Plan
+from .profile.paired import BLOCK, REF, coefficient_of_variation as _cv, paired_savings, with_references
 from .profile.rounds import TRIMMED_MEAN, measure_rounds, trimmed_mean
+from .quant_cost import int8_cost, int8_params
 from .space import ChannelGroup, SearchSpace, keep_channels
 from .threads import torch_threads
 
@@ -232,11 +240,6 @@ def _score(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, task: Any, batc
     return float(task.score(out.numpy(), y))
 
 
-def _int8_params(space: SearchSpace) -> dict[str, Any]:
-    """Every quantizable layer at 8 bits where it may be, as the dense-int8 baseline (else 32)."""
-    return {f"bits:{q.name}": 8 if 8 in q.bits else 32 for q in space.layers}
-
-
 def _proxy_how(ctx: "StudyContext") -> str:
     b = ctx.config.build
     steps = [f"{b.importance} importance", f"BatchNorm recalibrated on {b.bn_batches} batches"]
@@ -272,7 +275,7 @@ def analyse(ctx: "StudyContext", profiler: "Profiler", settings: SensitivitySett
     build = dataclasses.replace(ctx.config.build, calibration_samples=min(ctx.config.build.calibration_samples, _CALIBRATION))
     t_start = time.perf_counter()
     groups = [g for g in space.groups if g.max_ratio > 0]
-    int8 = _int8_params(space)
+    int8 = int8_params(space)
 
     def build_one(params: dict[str, Any]):
         with torch_threads(ctx.build_threads):
@@ -287,7 +290,7 @@ def analyse(ctx: "StudyContext", profiler: "Profiler", settings: SensitivitySett
             models[key].write_bytes(artifact.onnx_bytes)
 
         dense_artifact, dense_acc = build_one({})
-        keep(_REF, dense_artifact)
+        keep(REF, dense_artifact)
         n = sum(len(curve_ratios(g, settings.ratios, space.ratio_step)) - 1 for g in groups)
         log(f"sensitivity: {len(groups)} group(s), {n} pruned build(s); unpruned accuracy {dense_acc:.4f}")
         points: dict[str, tuple[tuple[float, ...], list[int], list[float | None]]] = {}
@@ -313,24 +316,24 @@ def analyse(ctx: "StudyContext", profiler: "Profiler", settings: SensitivitySett
         t0 = time.perf_counter()
         s = profiler.device.profiler
         fast = profiler.with_settings(warmup=min(s.warmup, 10), repetitions=min(s.repetitions, 20))
-        order = _with_references(models)
+        order = with_references(models)
         log(f"sensitivity: timing {len(models)} int8 artifact(s) in {settings.rounds} interleaved round(s) of {settings.window_s:g} s "
-            f"(the dense one {sum(k[0] == _REF for k in order)} times a round)")
+            f"(the dense one {sum(k[0] == REF for k in order)} times a round)")
         rounds, failed = measure_rounds(fast, order, settings.rounds, settings.window_s)
         for key, why in failed.items():
             log(f"sensitivity: could not time {key}: {why}")
         t_lat = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    bits, bits_how = _bits_sensitivity(ctx, space, log) if settings.bits else ({}, "")
+    bits, bits_how = int8_cost(ctx, space, log) if settings.bits else ({}, "")
     t_bits = time.perf_counter() - t0
 
     medians = {k: [m.latency_ms.value for m in v] for k, v in rounds.items()}
-    dense_all = [v for k, vs in medians.items() if k[0] == _REF for v in vs]
+    dense_all = [v for k, vs in medians.items() if k[0] == REF for v in vs]
     dense_ms = trimmed_mean(dense_all) if dense_all else None
-    saved = _paired_savings(list(order), medians)
-    latency = {k[1]: trimmed_mean(v) for k, v in medians.items() if k[0] != _REF}
-    cv = {k[1]: _cv(v) for k, v in medians.items() if k[0] != _REF}
+    saved = paired_savings(list(order), medians)
+    latency = {k[1]: trimmed_mean(v) for k, v in medians.items() if k[0] != REF}
+    cv = {k[1]: _cv(v) for k, v in medians.items() if k[0] != REF}
     curves = []
     for g in groups:
         ratios, kept, acc = points[g.name]
@@ -347,7 +350,7 @@ def analyse(ctx: "StudyContext", profiler: "Profiler", settings: SensitivitySett
     source = first[0].latency_ms.source if first else "measured"
     lat_how = (f"int8 artifact with only this group pruned, timed on {ctx.device.name} in {settings.rounds} interleaved round(s) "
                f"of >= {settings.window_s:g} s (>= {min(s.repetitions, 20)} runs each) with the dense int8 artifact timed every "
-               f"{_BLOCK} artifacts; saved = {TRIMMED_MEAN} over rounds of (the neighbouring dense medians' mean - the pruned median)")
+               f"{BLOCK} artifacts; saved = {TRIMMED_MEAN} over rounds of (the neighbouring dense medians' mean - the pruned median)")
     seconds = {"accuracy": round(t_acc, 3), "latency": round(t_lat, 3), "bits": round(t_bits, 3),
                "total": round(time.perf_counter() - t_start, 3)}
     sens = Sensitivity(
@@ -361,75 +364,6 @@ def analyse(ctx: "StudyContext", profiler: "Profiler", settings: SensitivitySett
     log(f"sensitivity: done in {seconds['total']:.1f} s (accuracy {seconds['accuracy']:.1f} s, latency {seconds['latency']:.1f} s); "
         + (f"capped: {', '.join(f'{n} {c:g}' for n, c in capped.items())}" if capped else "no group capped"))
     return sens
-
-
-def _bits_sensitivity(ctx: "StudyContext", space: SearchSpace, log: Callable[[str], None]) -> tuple[dict[str, dict[str, float]], str]:
-    """Per quantizable layer: accuracy of the dense all-int8 artifact, and of it with only that layer in fp32.
-
-    Measured with onnxruntime on the artifacts themselves (int8 kernels differ by CPU: on x86
-    without VNNI, u8 x s8 products can saturate, and which layers suffer shows only here).
-    """
-    from .evaluate import evaluate_onnx
-
-    layers = [q for q in space.layers if 8 in q.bits and 32 in q.bits]
-    if not layers:
-        return {}, ""
-    build, int8 = ctx.config.build, _int8_params(space)  # the study's calibration: accuracy depends on it
-
-    def accuracy(params: dict[str, Any]) -> float:
-        with torch_threads(ctx.build_threads):
-            art = build_artifact(ctx.model, space.plan_from_params(params), space, ctx.task, ctx.example_input, build)
-        return evaluate_onnx(art.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
-
-    base = accuracy(int8)
-    out = {q.name: {"int8": base, "fp32": accuracy({**int8, f"bits:{q.name}": 32}), "macs_share": q.macs_share} for q in layers}
-    best = max(out.items(), key=lambda kv: kv[1]["fp32"])
-    log(f"sensitivity: bits of {len(layers)} layer(s): all int8 {base:.4f}; most sensitive {best[0]} "
-        f"(fp32 alone: {best[1]['fp32']:.4f})")
-    how = (f"onnxruntime on the {len(ctx.eval_y)}-sample {ctx.task.eval_description} of task {ctx.task.name}: the unpruned "
-           f"model all int8 (calibrated on {build.calibration_samples} samples), and with only this layer kept fp32")
-    return out, how
-
-
-_REF = "dense"  # key of the dense int8 artifact among the timed ones
-_BLOCK = 4  # pruned artifacts timed between two timings of the dense one
-
-
-def _with_references(models: dict[Any, Path]) -> dict[tuple, Path]:
-    """The timing order: the dense artifact first, then after every :data:`_BLOCK` pruned ones.
-
-    Each pruned artifact's saving is measured against the dense timings next to it in the
-    same round, so a machine that drifts over a round (one shared core, another tenant)
-    shifts both sides of the difference alike instead of every group's saving at once.
-    """
-    pruned = [k for k in models if k != _REF]
-    order: dict[tuple, Path] = {(_REF, 0): models[_REF]}
-    for i, key in enumerate(pruned, 1):
-        order[("pruned", key)] = models[key]
-        if i % _BLOCK == 0 or i == len(pruned):
-            order[(_REF, len(order))] = models[_REF]
-    return order
-
-
-def _paired_savings(order: list[tuple], medians: dict[tuple, list[float]]) -> dict[Any, float]:
-    """``{pruned key: trimmed mean over rounds of (mean of the nearest surviving dense timings before and after it) - its median}``."""
-    refs = [i for i, k in enumerate(order) if k[0] == _REF and k in medians]
-    out = {}
-    for i, key in enumerate(order):
-        if key[0] == _REF or key not in medians or not refs:
-            continue
-        before = [j for j in refs if j < i][-1:]
-        after = [j for j in refs if j > i][:1]
-        near = [order[j] for j in before + after]
-        out[key[1]] = trimmed_mean([statistics.fmean(medians[r][k] for r in near) - v for k, v in enumerate(medians[key])])
-    return out
-
-
-def _cv(values: list[float]) -> float | None:
-    if len(values) < 2:
-        return None
-    mean = statistics.fmean(values)
-    return statistics.pstdev(values) / mean if mean > 0 else None
 
 
 def apply_to_study(study: Any, ctx: "StudyContext", profiler: "Profiler", log: Callable[[str], None]) -> Sensitivity | None:

@@ -42,7 +42,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("default", "uniform", "random", "ladder")
@@ -132,7 +131,12 @@ def main() -> int:
     ap.add_argument("--margin", type=float, default=0.1, help="also confirm trials within this latency margin of an arm's front")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-search-quality"))
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "search_quality"))
+    ap.add_argument("--replot", action="store_true", help="only redraw the plot from the results' JSON")
     args = ap.parse_args()
+    if args.replot:
+        res = Path(args.results)
+        _plot(json.loads(res.with_suffix(".json").read_text()), res.with_suffix(".png"))
+        return 0
 
     import optuna
 
@@ -290,8 +294,8 @@ def _plot(doc: dict, path: Path) -> None:
                     front.append((lat, acc))
                     best = acc
             ax.step([p[0] for p in front], [p[1] for p in front], where="post", marker="o", ms=3, label=f"{arm} (HV {a['hv']:.2f})")
-        ax.axhline(dense_acc - 0.01, color="grey", lw=0.6, ls=":")
-        ax.set_xscale("log")
+        ax.axhline(dense_acc - 0.01, color="grey", lw=0.6, ls=":", label="dense fp32 - 1 point")
+        ax.plot([dense_lat], [dense_acc], "k*", ms=8, label="dense fp32")
         ax.set_title(f"seed {seed}")
         ax.set_xlabel("latency, ms (confirmed, measured)")
         ax.set_ylabel("validation accuracy (measured)")

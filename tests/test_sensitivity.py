@@ -315,7 +315,7 @@ def test_cli_missing_file_and_help(tmp_path):
 
 
 def test_each_saving_is_paired_with_the_dense_timings_next_to_it():
-    from autoprune.sensitivity import _paired_savings, _with_references
+    from autoprune.profile.paired import paired_savings as _paired_savings, with_references as _with_references
 
     models = {"dense": Path("d.onnx"), **{("g", k): Path(f"{k}.onnx") for k in range(6)}}
     order = list(_with_references(models))
