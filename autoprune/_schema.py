@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from ._scoped import current_umask
 from .exceptions import ConfigError
 
 __all__ = ["Reader", "load_yaml", "atomic_write_text", "atomic_write_bytes"]
@@ -139,9 +140,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode a plain open() would
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -16,7 +16,7 @@
     search:
       n_trials: 48
       timeout_s: 540
-      sampler: tpe                  # tpe | nsga2 | gp | random
+      sampler: tpe                  # tpe | nsga2 | gp | random | module.path:factory
       seed: 0
       max_ratio: 0.75
       ratio_step: 0.05
@@ -33,7 +33,7 @@
         bits: true                  # also each layer's accuracy cost in int8 (the ladder keeps costly ones fp32)
       ladder: 8                     # seeds from the curves for this many latency targets; 0: none
     build:
-      importance: magnitude
+      importance: magnitude         # magnitude | l1 | bn_scale | lamp | fpgm | module.path:factory
       bn_batches: 8
       finetune_steps: 0
       finetune_lr: 0.0003
@@ -91,24 +91,27 @@ import re
 from typing import Any
 
 from ._schema import Reader, load_yaml
-from .compress.build import BuildSettings
-from .compress.sparsity import parse_setting
+from .compress.importance import IMPORTANCE
 from .exceptions import ConfigError
-from .metrics import OBJECTIVE_DIRECTIONS
+from .metrics import metric_names
 from .baselines import BASELINE_FORMS, BASELINE_RE, check_baseline_bits
-from .compress.quantize import CALIBRATION_METHODS
+from .compress.settings import CALIBRATION_METHODS, BuildSettings, parse_setting
+from .samplers import SAMPLERS
 
 __all__ = ["StudyConfig", "SearchSettings", "SensitivitySettings", "Constraints", "ConfirmSettings", "load_study_config",
            "SAMPLERS", "BASELINE_RE"]
 
 CONFIG_VERSION = 1
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclasses.dataclass(frozen=True)
 class Constraints:
-    """Feasibility limits; infeasible trials stay in the study but never reach the front."""
+    """Feasibility limits; infeasible trials stay in the study but never reach the front.
+
+    Besides ``max_accuracy_drop``, one ``<=`` budget per metric the table marks
+    ``budget`` (:data:`autoprune.metrics.METRICS`; a test keeps the two in step).
+    """
 
     max_accuracy_drop: float | None = None
     latency_ms: float | None = None
@@ -195,21 +198,20 @@ class StudyConfig:
         if not isinstance(task_options, dict):
             raise r.fail("task_options", "must be a mapping")
         device = r.str("device", "local-cpu")
-        objectives = r.list("objectives", ["accuracy", "latency_ms"])
+        objectives = r.list("objectives", list(cls.objectives))
         if not objectives:
             raise r.fail("objectives", "must name at least one objective")
+        known = metric_names(objective=True)
         for i, o in enumerate(objectives):
-            if o not in OBJECTIVE_DIRECTIONS:
-                raise r.fail(f"objectives[{i}]", f"must be one of {sorted(OBJECTIVE_DIRECTIONS)}, got {o!r}")
+            if o not in known:
+                raise r.fail(f"objectives[{i}]", f"must be one of {sorted(known)}, got {o!r}")
         if len(set(objectives)) != len(objectives):
             raise r.fail("objectives", f"lists an objective twice: {objectives}")
 
         c = r.sub("constraints")
         constraints = Constraints(
             max_accuracy_drop=c.float("max_accuracy_drop", None, lo=0.0, hi=1.0),
-            latency_ms=c.float("latency_ms", None, lo=0.0),
-            energy_mj=c.float("energy_mj", None, lo=0.0),
-            size_kb=c.float("size_kb", None, lo=0.0),
+            **{name: c.float(name, None, lo=0.0) for name in metric_names(budget=True)},
         )
         c.finish()
 
@@ -237,7 +239,7 @@ class StudyConfig:
         search = SearchSettings(
             n_trials=s.int("n_trials", 48, lo=1, hi=100_000),
             timeout_s=s.float("timeout_s", None, lo=1.0),
-            sampler=s.str("sampler", "tpe", choices=SAMPLERS),
+            sampler=SAMPLERS.read(s, "sampler", "tpe"),
             seed=s.int("seed", 0, lo=0),
             max_ratio=s.float("max_ratio", 0.75, lo=0.0, hi=0.95),
             ratio_step=s.float("ratio_step", 0.05, lo=0.01, hi=0.5),
@@ -254,7 +256,7 @@ class StudyConfig:
 
         b = r.sub("build")
         build = BuildSettings(
-            importance=b.str("importance", "magnitude", choices=("magnitude", "l1", "bn_scale", "lamp", "fpgm")),
+            importance=IMPORTANCE.read(b, "importance", "magnitude"),
             bn_batches=b.int("bn_batches", 8, lo=0, hi=10_000),
             finetune_steps=b.int("finetune_steps", 0, lo=0, hi=1_000_000),
             finetune_lr=b.float("finetune_lr", 3e-4, lo=0.0, hi=10.0),

@@ -6,7 +6,7 @@ A device profile is a versioned YAML file in ``device_profiles/``::
     name: local-cpu
     description: this machine's CPU through onnxruntime
     profiler:            # how latency is measured
-      kind: local        # local | agent
+      kind: local        # local | agent | module.path:factory (see PROFILERS)
       threads: 1
       warmup: 20
       repetitions: 200
@@ -32,12 +32,19 @@ import yaml
 
 from ._schema import Reader, atomic_write_text, load_yaml
 from .exceptions import ConfigError
+from .registry import Registry
 
-__all__ = ["DeviceProfile", "ProfilerSettings", "AgentSettings", "load_device_profile", "PROFILE_DIRS"]
+__all__ = ["DeviceProfile", "ProfilerSettings", "AgentSettings", "load_device_profile", "PROFILE_DIRS", "PROFILERS"]
 
 PROFILE_VERSION = 1
 SUPPORTED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
-PROFILER_KINDS = ("local", "agent")
+
+# Profiler kinds: ``factory(device: DeviceProfile) -> Profiler``. Declared here, not beside
+# the interface in autoprune.profile, because loading a device profile checks
+# ``profiler.kind`` against it and must not import onnxruntime; autoprune.profile re-exports it.
+PROFILERS = Registry("profiler.kind", "profiler kind", returns="autoprune.profile.base:Profiler")
+PROFILERS.register("local", "autoprune.profile.local:LocalProfiler")
+PROFILERS.register("agent", "autoprune.profile.agent:AgentProfiler")
 
 # Where a profile given by name is looked for, in order.
 PROFILE_DIRS = (
@@ -93,7 +100,7 @@ class DeviceProfile:
         description = r.raw("description", "")
         p = r.sub("profiler")
         profiler = ProfilerSettings(
-            kind=p.str("kind", "local", choices=PROFILER_KINDS),
+            kind=PROFILERS.read(p, "kind", "local"),
             threads=p.int("threads", 1, lo=1, hi=256),
             warmup=p.int("warmup", 20, lo=0, hi=100_000),
             repetitions=p.int("repetitions", 200, lo=1, hi=1_000_000),

@@ -34,9 +34,17 @@ class PlanError(ConfigError):
 
 
 class UnsupportedLayerError(AutopruneError):
-    """A layer cannot be pruned or quantized, and the model would come out wrong."""
+    """A layer cannot be pruned or quantized, and the model would come out wrong.
+
+    Attributes:
+        modules: Paths of the modules (or channel groups) to exclude, all of them at once.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, modules=()) -> None:
+        super().__init__(message)
+        self.modules = tuple(modules)
 
 
 class CandidateError(AutopruneError):

@@ -34,8 +34,8 @@ from .compress.recover import RecoverySettings
 from .config import ConfirmSettings, StudyConfig
 from .device import DeviceProfile
 from .exceptions import ConfigError, ExportError
-from .metrics import TIMING_METRICS, Metric
-from .pick import parse_pick
+from .metrics import Metric, metric_names
+from .pick import select_trial
 from .plan import Plan
 from .profile import estimate_energy, make_profiler
 from .profile.rounds import TRIMMED_MEAN, measure_rounds, round_latency, trimmed_mean
@@ -44,7 +44,6 @@ from .study.context import StudyContext, model_fingerprint, versions
 from .study.heldout import measure_test_accuracy
 from .threads import torch_threads
 from .study.outputs import RUN_FILE
-from .study.records import TrialRecord, records
 
 __all__ = ["load_run", "select_trial", "export_trial", "apply_plan", "ExportResult", "recovery_settings"]
 
@@ -85,40 +84,6 @@ def load_run(run_dir: str | os.PathLike) -> tuple[dict, optuna.Study]:
     except (ValueError, KeyError) as e:
         raise ConfigError(f"{path}: cannot open the study: {e}") from None
     return run, study
-
-
-def _values(r: TrialRecord) -> dict[str, float]:
-    return {k: m["value"] for k, m in r.metrics.items()}
-
-
-def select_trial(study: optuna.Study, trial: int | None = None, pick: str | None = None) -> TrialRecord:
-    """The trial numbered ``trial``, or the best feasible complete trial under the ``pick`` expression.
-
-    Both read the numbers the run stands by: confirmed re-measurements where the
-    confirmation pass made them (:mod:`autoprune.study.records`).
-    """
-    complete = records(study)
-    if (trial is None) == (pick is None):
-        raise ConfigError("give exactly one of --trial N or --pick EXPR")
-    if trial is not None:
-        for r in complete:
-            if r.number == trial:
-                return r
-        numbers = ", ".join(str(r.number) for r in complete) or "none"
-        raise ConfigError(f"--trial {trial}: no complete trial with that number (complete: {numbers})")
-    p = parse_pick(pick)
-    candidates = [r for r in complete if r.feasible and p.metric in _values(r) and p.admits(_values(r))]
-    if not candidates:
-        raise ConfigError(f"--pick {pick!r}: no complete feasible trial satisfies it")
-    directions = study.directions
-    objectives = study.user_attrs.get("config", {}).get("objectives", [])
-
-    def rank(r):  # the pick's metric first, then the study's objectives as tie-breakers
-        v = _values(r)
-        ties = tuple(v.get(o, 0.0) * (1 if d == optuna.study.StudyDirection.MAXIMIZE else -1) for o, d in zip(objectives, directions))
-        return (p.key(v), *ties, -r.number)
-
-    return max(candidates, key=rank)
 
 
 def _plan_meta(ctx: StudyContext, run: dict, t: optuna.trial.FrozenTrial, sha: str, recovery: RecoverySettings | None) -> dict[str, Any]:
@@ -220,7 +185,7 @@ def _recovered_metrics(ctx: StudyContext, plan: Plan, rb: RecoveredBuild, recove
             metrics["energy_mj"] = Metric(trimmed_mean([e.value for e in readings]), readings[0].unit, readings[0].source,
                                           f"export --finetune: {TRIMMED_MEAN} of {len(readings)} rounds of: {readings[0].how}")
     if rb.recovered.standin_bits:
-        metrics.update({k: standin_note(metrics[k], rb.recovered.standin_bits) for k in TIMING_METRICS if k in metrics})
+        metrics.update({k: standin_note(metrics[k], rb.recovered.standin_bits) for k in metric_names(is_timing=True) if k in metrics})
     comparison = {
         "rounds": n_rounds, "window_s": window,
         "unrecovered_latency_ms": lat0.to_dict(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["to_minimization", "dominated", "non_dominated", "hypervolume", "reference_point", "hypervolume_history"]
+__all__ = ["to_minimization", "dominated", "non_dominated", "RunningFront", "hypervolume", "reference_point", "hypervolume_history"]
 
 Vector = Sequence[float]
 
@@ -50,6 +50,35 @@ def non_dominated(points: Sequence[Vector]) -> list[int]:
         Indices into ``points``, ascending.
     """
     return [i for i, p in enumerate(points) if not dominated(p, points)]
+
+
+class RunningFront:
+    """The non-dominated points of a growing set, taking one point at a time (minimisation).
+
+    After any sequence of :meth:`add` calls the front is what :func:`non_dominated` gives over
+    every point added so far (duplicates all kept), at a cost of O(front size) per point
+    instead of O(n) per point: a dominated point never returns to the front, so
+    forgetting it is safe.
+    """
+
+    def __init__(self) -> None:
+        self._points: dict = {}
+
+    def add(self, key: object, point: Vector) -> bool:
+        """Offer ``point`` under ``key``; returns whether it joined the front (pushing out those it dominates)."""
+        point = tuple(point)
+        if dominated(point, list(self._points.values())):
+            return False
+        self._points = {k: p for k, p in self._points.items() if not _dominates(point, p)}
+        self._points[key] = point
+        return True
+
+    def keys(self) -> list:
+        """Keys of the points on the front, in the order they joined."""
+        return list(self._points)
+
+    def __len__(self) -> int:
+        return len(self._points)
 
 
 def hypervolume(points: Sequence[Vector], ref: Vector) -> float:

@@ -46,7 +46,7 @@ from .exceptions import CandidateError
 from .profile.paired import BLOCK, REF, coefficient_of_variation as _cv, paired_savings, with_references
 from .profile.rounds import TRIMMED_MEAN, measure_rounds, trimmed_mean
 from .quant_cost import int8_cost, int8_params
-from .space import ChannelGroup, SearchSpace, keep_channels
+from .space import ChannelGroup, SearchSpace
 from .threads import torch_threads
 
 if TYPE_CHECKING:  # the study's context; importing autoprune.study here would be circular
@@ -298,7 +298,7 @@ def analyse(ctx: "StudyContext", profiler: "Profiler", settings: SensitivitySett
             ratios = curve_ratios(g, settings.ratios, space.ratio_step)
             kept, acc, by_kept = [g.channels], [dense_acc], {g.channels: dense_acc}
             for r in ratios[1:]:
-                k = keep_channels(g.channels, r, space.round_to, g.step)
+                k = g.kept(r, space.round_to)
                 if k not in by_kept:  # ratios that round to the same width build the same model
                     try:
                         artifact, by_kept[k] = build_one({f"ratio:{g.name}": r})

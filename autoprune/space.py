@@ -9,6 +9,7 @@ gets one ``ratio:<root module path>`` parameter; every quantizable layer gets on
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Iterable, Sequence
 
 import torch
@@ -32,6 +33,10 @@ class ChannelGroup:
     ``step`` > 1 means channels go in whole blocks of ``step`` (attention heads of
     ``head_dim`` channels, found from the ``head_dim`` attribute of the module holding the
     q/k/v/o linears); at least one block is kept.
+
+    ``groups`` > 1 means a grouped convolution (ResNeXt, RegNet) or GroupNorm splits the
+    channels into ``groups`` equal slices: every slice loses the same positions, as
+    Torch-Pruning's pruners do, so the layer keeps its group count and equal slices.
     """
 
     name: str
@@ -41,6 +46,11 @@ class ChannelGroup:
     macs_share: float
     max_ratio: float
     step: int = 1
+    groups: int = 1
+
+    def kept(self, ratio: float, round_to: int) -> int:
+        """Channels this group keeps at ``ratio`` (see :func:`keep_channels`)."""
+        return keep_channels(self.channels, ratio, round_to, self.step, self.groups)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,13 +68,18 @@ class Excluded:
     reason: str
 
 
-def keep_channels(channels: int, ratio: float, round_to: int, block: int = 1) -> int:
+def keep_channels(channels: int, ratio: float, round_to: int, block: int = 1, groups: int = 1) -> int:
     """Channels kept when pruning ``ratio`` of ``channels``, a multiple of ``round_to`` and at least one step.
 
     Multiples of 8 (or 4) keep vectorised CPU kernels on their fast path; a layer too
     narrow for the step is rounded to single channels instead. With ``block`` > 1 (whole
-    attention heads) the count is a multiple of ``block`` and at least one block.
+    attention heads) the count is a multiple of ``block`` and at least one block. With
+    ``groups`` > 1 every one of the ``groups`` equal slices keeps the same count (at least
+    one step), rounded so that the total is a multiple of ``round_to`` where the slices allow.
     """
+    if groups > 1:
+        per_slice = round_to // math.gcd(round_to, groups)
+        return groups * keep_channels(channels // groups, ratio, per_slice, block)
     if block > 1:
         return block * keep_channels(channels // block, ratio, 1)
     step = round_to if channels >= 2 * round_to else 1
@@ -247,6 +262,26 @@ def output_layers(model: nn.Module, example_input: torch.Tensor) -> set[str]:
     return found
 
 
+def _slices(DG: tp.DependencyGraph, group: Any) -> int:
+    """Equal slices a group's channels fall into: Torch-Pruning's channel groups, 1 when none.
+
+    A grouped convolution (or GroupNorm) mixes channels only within each of its ``groups``
+    slices, so every slice must lose the same positions (Torch-Pruning's ``BasePruner``
+    reads the counts from each layer's pruner the same way). Depthwise convolutions
+    (one channel per group) shrink their group count instead and impose nothing. Layers with
+    different counts are all satisfied by their least common multiple.
+    """
+    counts = [1]
+    for dep, _ in group:
+        mod = dep.target.module
+        pruner = DG.get_pruner_of_module(mod) if isinstance(mod, nn.Module) else None
+        if pruner is None or (isinstance(mod, tp.ops.TORCH_CONV) and mod.groups == mod.out_channels):
+            continue
+        out = DG.is_out_channel_pruning_fn(dep.handler)
+        counts.append(pruner.get_out_channel_groups(mod) if out else pruner.get_in_channel_groups(mod))
+    return math.lcm(*counts)
+
+
 def _head_dim(model: nn.Module, path: str) -> int:
     """``head_dim`` attribute of module ``path`` (an attention block), else 1."""
     value = getattr(model.get_submodule(path), "head_dim", 1)
@@ -278,8 +313,9 @@ def discover(
         The :class:`SearchSpace`.
 
     Raises:
-        UnsupportedLayerError: a module has its own parameters of a type torch-pruning cannot
-            resize and is not in ``exclude`` (the message names it and how to exclude it).
+        UnsupportedLayerError: modules have their own parameters of a type torch-pruning cannot
+            resize and are not in ``exclude`` (one message names them all, with the ``exclude``
+            list to paste).
     """
     if not 0.0 <= max_ratio <= 0.95:
         raise ConfigError(f"discover: max_ratio must be in [0, 0.95], got {max_ratio}")
@@ -329,8 +365,13 @@ def discover(
         # module that declares head_dim; the residual stream cuts only one (o) per module.
         step = max([_head_dim(model, p) for p, outs in heads.items() if len(outs) >= 2] or [1])
         share = sum(macs.get(n, 0) for n in members) / total
-        channels = DG.get_out_channels(root)
-        groups.append(ChannelGroup(names[root], type(root).__name__.lower(), int(channels), tuple(members), share, max_ratio, step))
+        channels = int(DG.get_out_channels(root))
+        slices = _slices(DG, group)
+        if slices > 1 and (channels % slices or channels // slices % step or channels // slices < 2 * step):
+            excluded.append(Excluded(names[root], "prune", f"its {channels} channels feed grouped layers in {slices} "
+                                     "groups: too few per group to remove any while keeping the groups equal"))
+            continue
+        groups.append(ChannelGroup(names[root], type(root).__name__.lower(), channels, tuple(members), share, max_ratio, step, slices))
 
     order = {n: i for i, n in enumerate(names.values())}
     groups.sort(key=lambda g: order[g.name])

@@ -18,11 +18,12 @@ import re
 from typing import Sequence
 
 import torch_pruning as tp
+import yaml
 from torch import nn
 
 from .exceptions import UnsupportedLayerError
 
-__all__ = ["PRUNABLE_TYPES", "KEEP_WHOLE", "check_supported", "matches"]
+__all__ = ["PRUNABLE_TYPES", "KEEP_WHOLE", "check_supported", "matches", "exclude_hint"]
 
 # Module types whose own parameters torch-pruning resizes correctly (its built-in pruners).
 PRUNABLE_TYPES: tuple[type, ...] = (
@@ -57,8 +58,9 @@ def check_supported(model: nn.Module, exclude: Sequence[str] = ()) -> dict[str, 
         ``{module path: reason}`` for custom modules that are excluded and for ``KEEP_WHOLE`` types.
 
     Raises:
-        UnsupportedLayerError: a module owns parameters of a type torch-pruning cannot resize and
-            is not excluded. The message names the module and how to exclude it.
+        UnsupportedLayerError: modules own parameters of a type torch-pruning cannot resize and
+            are not excluded. One message names every such module, with the ``exclude`` list to
+            paste; the error's ``modules`` lists them.
     """
     frozen: dict[str, str] = {}
     unsupported = []
@@ -75,17 +77,29 @@ def check_supported(model: nn.Module, exclude: Sequence[str] = ()) -> dict[str, 
         else:
             unsupported.append((name, type(m).__name__, own))
     if unsupported:
-        name, kind, own = unsupported[0]
-        label = repr(name) if name else "the model's root module ''"
-        others = f" (and {len(unsupported) - 1} more: {', '.join(repr(u[0]) for u in unsupported[1:4])})" if len(unsupported) > 1 else ""
-        key = name or "''"
+        listed = ", ".join(f"{_label(name)} ({kind}) with {own}" for name, kind, own in unsupported)
+        it, has, its = ("it", "has", "its") if len(unsupported) == 1 else ("them", "have", "their")
         raise UnsupportedLayerError(
-            f"module {label} ({kind}) has its own parameters {own} that torch-pruning cannot resize, so pruning the "
-            f"channels coupled to it would give a wrong model{others}. Exclude it: add it to `search: exclude: [{key}]` "
-            f"in the study YAML (or discover(..., exclude=[{key!r}])); channels coupled to it are then left unpruned. "
-            f"Or use supported layers (Conv, Linear, BatchNorm, LayerNorm, GroupNorm, Embedding, PReLU)."
+            f"{listed} {has} {its} own parameters that torch-pruning cannot resize, so pruning the channels coupled "
+            f"to {it} would give a wrong model. Exclude {it}: {exclude_hint([n for n, _, _ in unsupported])}; channels "
+            f"coupled to {it} are then left unpruned. Or use supported layers (Conv, Linear, BatchNorm, LayerNorm, "
+            f"GroupNorm, Embedding, PReLU).",
+            modules=[n for n, _, _ in unsupported],
         )
     return frozen
+
+
+def _label(name: str) -> str:
+    return f"module {name!r}" if name else "the model's root module ''"
+
+
+def exclude_hint(names: Sequence[str]) -> str:
+    """How to keep modules ``names`` out of compression, ready to paste: the study YAML key and ``discover``'s argument.
+
+    The root module's path is the empty string: ``['']`` in both (a YAML flow list quotes it).
+    """
+    listed = yaml.safe_dump(list(names), default_flow_style=True, width=1 << 30).strip()
+    return f"add `search: exclude: {listed}` to the study YAML (or discover(..., exclude={list(names)!r}))"
 
 
 def _enclosing(name: str) -> list[str]:

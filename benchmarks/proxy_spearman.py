@@ -89,6 +89,22 @@ def make_plans(space, n: int, uniform: list[float], seed: int, max_ratio: float 
     return plans
 
 
+def _sampling_noise(recovered: np.ndarray, n: int) -> str:
+    """How much of the recovered accuracies' spread is the eval sample's binomial noise (a bound on any rho).
+
+    Each accuracy on ``n`` images has standard error sqrt(p(1-p)/n); with the plans' spread
+    (variance) V, a share mean(SE^2)/V of it is sampling noise, which caps the correlation any proxy
+    can reach near sqrt(1 - share). Recovery's own training noise (seed, data order) comes on top.
+    """
+    se2 = recovered * (1 - recovered) / n
+    var = float(np.var(recovered, ddof=1)) if len(recovered) > 1 else float("nan")
+    share = float(se2.mean() / var) if var > 0 else float("nan")
+    return (f"evaluation noise (binomial, {n} images): standard error {100 * float(np.sqrt(se2.mean())):.2f} points per recovered accuracy "
+            f"vs their spread (std) {100 * np.sqrt(var):.2f} points: {100 * share:.0f} % of the spread is sampling noise, "
+            f"which alone caps a correlation near {np.sqrt(max(0.0, 1 - share)):.2f} (estimated; an upper estimate of the noise, "
+            f"as every plan is scored on the same images)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", help="a study YAML: its task, task options, build and search settings (default: --task)")
@@ -104,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=2, help="recovery epochs (export --finetune)")
     ap.add_argument("--lr", type=float, help="recovery learning rate (default: the build's finetune_lr, as export)")
     ap.add_argument("--distill", action="store_true", help="recover with distillation from the dense model")
+    ap.add_argument("--recovery-repeats", type=int, default=0,
+                    help="recover the first K plans again with another seed: recovery's own noise, a bound on any rho (default 0)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "proxy_spearman.txt")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -148,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(line)
         print(line, flush=True)
 
+    repeats = []  # (plan, recovered with seed 0, recovered with seed 1): what recovery's own randomness moves
+    for i, (label, plan) in enumerate(plans[:args.recovery_repeats]):
+        with torch_threads(threads):
+            again = build_recovered(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, config.build,
+                                    dataclasses.replace(recovery, seed=recovery.seed + 1), recovery_task)
+        repeats.append((label, rows[i][1], evaluate_onnx(again.recovered.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value))
+        print(f"repeat {label}: recovered {repeats[-1][1]:.4f} (seed {recovery.seed}) vs {repeats[-1][2]:.4f} (seed {recovery.seed + 1})", flush=True)
+
     proxy, recovered = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
     rho, p = spearmanr(proxy, recovered) if len(rows) > 1 else (float("nan"), float("nan"))
     wall, load1 = time.perf_counter() - t_start, os.getloadavg()
@@ -168,7 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         f"proxy accuracy range {proxy.min():.4f}-{proxy.max():.4f}; recovered {recovered.min():.4f}-{recovered.max():.4f}; "
         f"recovered > proxy in {int((recovered > proxy).sum())} of {len(rows)} plans",
         f"Spearman rho (proxy vs recovered, validation) = {rho:.3f} (p = {p:.2g}) over {len(rows)} plans",
+        _sampling_noise(recovered, len(ctx.eval_y)),
     ]
+    if repeats:
+        diffs = np.array([b - a for _, a, b in repeats])
+        noise_sd = float(np.sqrt(np.mean(diffs ** 2) / 2))  # one run's noise: var(a - b) = 2 var(noise)
+        share = noise_sd ** 2 / float(np.var(recovered, ddof=1))
+        footer.append(
+            f"recovery noise (measured): {len(repeats)} plans recovered again with seed {recovery.seed + 1}: "
+            + ", ".join(f"{lab} {a:.4f}/{b:.4f}" for lab, a, b in repeats)
+            + f"; one recovery's standard deviation {100 * noise_sd:.2f} points (scored on the same images), "
+            f"{100 * share:.0f} % of the plans' spread: it caps a correlation near {np.sqrt(max(0.0, 1 - share)):.2f} (estimated)")
     if test is not None and len(rows) > 1:
         rho_t, _ = spearmanr(proxy, [t[1] for _, _, t in rows])
         footer.append(f"Spearman rho (proxy vs recovered test accuracy, test split never used to select) = {rho_t:.3f}")

@@ -6,11 +6,9 @@ import json
 import sys
 from typing import Any, Iterable
 
-from ..metrics import REPORTED_ONLY, TIMING_METRICS
+from ..metrics import METRICS, format_value, is_timing, metric_names
 
 __all__ = ["print_json", "format_metric", "print_front"]
-
-_FMT = {"accuracy": "{:.4f}", "test_accuracy": "{:.4f}", "latency_ms": "{:.3f} ms", "latency_p90_ms": "{:.3f} ms", "energy_mj": "{:.4f} mJ", "size_kb": "{:.1f} kB", "macs": "{:.3g}"}
 
 
 def print_json(doc: Any) -> None:
@@ -22,23 +20,25 @@ def format_metric(name: str, metric: dict | None, confirmed: bool = False) -> st
     """``value unit (source)``; ``confirmed``: the confirmation pass re-measured it."""
     if not metric:
         return "-"
-    how = f"{metric['source']}, confirmed" if confirmed and name in TIMING_METRICS else metric["source"]
-    return f"{_FMT.get(name, '{:.4g}').format(metric['value'])} ({how})"
+    how = f"{metric['source']}, confirmed" if confirmed and is_timing(name) else metric["source"]
+    return f"{format_value(name, metric['value'])} ({how})"
 
 
 def print_front(points: Iterable[dict], columns: list[str], file=sys.stdout) -> None:
     """One row per front point: trial number, baseline label and each metric with its source.
 
-    A ``test_accuracy`` column is added when a point carries it (the task has a test split).
+    A column for a reported-only metric (``test_accuracy``) is added when a point carries it
+    (the task has a test split), with a note saying what it is.
     """
     points = list(points)
-    if "test_accuracy" not in columns and any("test_accuracy" in p["metrics"] for p in points):
-        columns = [*columns, "test_accuracy"]
+    reported = [n for n in metric_names(selectable=False) if n not in columns and any(n in p["metrics"] for p in points)]
+    columns = [*columns, *reported]
     rows = [["trial", "baseline", *columns]]
     for p in points:
         rows.append([str(p["number"]), p.get("baseline") or "", *(format_metric(c, p["metrics"].get(c), bool(p.get("confirmed"))) for c in columns)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=file)
-    if "test_accuracy" in columns:
-        print(f"test_accuracy: {REPORTED_ONLY['test_accuracy']}", file=file)
+    for name in columns:
+        if name in METRICS and not METRICS[name].selectable:
+            print(f"{name}: {METRICS[name].label}", file=file)

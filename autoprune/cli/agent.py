@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--read-timeout", type=float, default=30.0, help="seconds to receive a request before 408 (default 30)")
     s.add_argument("--time-limit", type=float, default=300.0, help="cap on a request's waiting plus measuring seconds (default 300)")
     s.add_argument("--queue", type=int, default=16, help="requests that may wait while one is measured; more get 429 (default 16)")
-    s.add_argument("--meters", help="comma-separated meters to try in order (default: by provider; known: rapl, hwmon, nvml)")
+    s.add_argument("--meters", help="comma-separated meters to try in order: registered names (rapl, hwmon, nvml) "
+                   "or module.path:factory (default: by provider)")
     s.add_argument("--powercap-root", default="/sys/class/powercap", help="powercap sysfs directory (RAPL)")
     s.add_argument("--hwmon-root", default="/sys/class/hwmon", help="hwmon sysfs directory (INA3221 and other power rails)")
     s.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -36,10 +37,12 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from ..agent import AgentConfig, AgentServer
+    from ..meters import METERS
     from ..agent.auth import read_token
     from ._serve import serve_until_interrupted
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    meters = tuple(METERS.check(m.strip(), "--meters") for m in args.meters.split(",") if m.strip()) if args.meters else None
     token = read_token(args.token_file, args.token_env)
     config = AgentConfig(
         host=args.host,
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         max_time_limit_s=args.time_limit,
         queue_capacity=args.queue,
         meter_roots={"powercap": args.powercap_root, "hwmon": args.hwmon_root},
-        meter_order=tuple(m.strip() for m in args.meters.split(",") if m.strip()) if args.meters else None,
+        meter_order=meters,
     )
     server = AgentServer(config)
     return serve_until_interrupted(

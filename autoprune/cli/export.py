@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{'--distill' if args.distill else '--lr'} needs --finetune EPOCHS")
 
     from ..export import export_trial
+    from ..metrics import format_value, metric_names
     from ._output import format_metric, print_json
 
     r = export_trial(args.run_dir, args.out, trial=args.trial, pick=args.pick, finetune=args.finetune, distill=args.distill, lr=args.lr)
@@ -81,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  proxy (the study's numbers for the unrecovered artifact{', confirmed' if r.confirmed else ''}):")
     for name, m in r.proxy_metrics.items():
         print(f"    {name:15s} {format_metric(name, m, r.confirmed)}")
-    for name in ("accuracy", "test_accuracy"):
+    for name in metric_names(direction="maximize"):  # the scores (accuracy, test_accuracy) recovery is meant to restore
         if name in r.metrics and name in r.proxy_metrics:
-            print(f"  {name}: {r.proxy_metrics[name]['value']:.4f} proxy ({r.proxy_metrics[name]['how']}) -> "
-                  f"{r.metrics[name]['value']:.4f} recovered ({r.metrics[name]['how']})")
+            print(f"  {name}: {format_value(name, r.proxy_metrics[name]['value'])} proxy ({r.proxy_metrics[name]['how']}) -> "
+                  f"{format_value(name, r.metrics[name]['value'])} recovered ({r.metrics[name]['how']})")
     lat = rec["latency"]
     print(f"  latency_ms: {lat['unrecovered_latency_ms']['value']:.3f} ms unrecovered -> {r.metrics['latency_ms']['value']:.3f} ms recovered, "
           f"measured round-robin in the same {lat['rounds']} rounds (ratio {lat['latency_ratio']:.3f})")

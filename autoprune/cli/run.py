@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import load_study_config
     from ..exceptions import ConfigError
+    from ..metrics import metric_names
     from ..study import run_study
     from ._output import print_front, print_json
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print_json({"run_dir": str(result.out_dir), **front})
         return 0
     print(f"\nPareto front of {front['study']}: {len(front['points'])} point(s) of {front['n_complete']} complete trial(s)")
-    columns = list(dict.fromkeys([o["name"] for o in front["objectives"]] + ["accuracy", "latency_ms", "energy_mj", "size_kb"]))
+    columns = list(dict.fromkeys([o["name"] for o in front["objectives"]] + ["accuracy", *metric_names(budget=True)]))
     print_front(front["points"], columns)
     dense = (front.get("dense") or {}).get("accuracy")
     if dense:

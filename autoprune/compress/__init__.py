@@ -17,14 +17,61 @@ is the module of the stages (:class:`BuildSettings`, :class:`Artifact`, ``build_
 
 from __future__ import annotations
 
-from .build import Artifact, BuildSettings, build_artifact
-from .entry import TrainingData, prune, to_onnx
-from .onnx_export import export_onnx
-from .prune import prune_channels
-from .quantize import quantize_onnx
-from .recover import finetune, recalibrate_bn
+import importlib
+import sys
+import types
+from typing import Any
+
+# Names are imported on first use, so that reading a study YAML (which needs only
+# compress.settings and compress.importance) never imports torch or onnxruntime.
+_LAZY = {
+    "BuildSettings": "settings",
+    "Artifact": "build",
+    "build_artifact": "build",
+    "TrainingData": "entry",
+    "prune": "entry",
+    "to_onnx": "entry",
+    "export_onnx": "onnx_export",
+    "prune_channels": "prune",
+    "quantize_onnx": "quantize",
+    "recalibrate_bn": "recover",
+    "finetune": "recover",
+}
 
 __all__ = [
     "BuildSettings", "Artifact", "TrainingData", "prune", "to_onnx",
     "build_artifact", "export_onnx", "quantize_onnx", "prune_channels", "recalibrate_bn", "finetune",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    if not name.startswith("_"):  # a stage's module: autoprune.compress.build, .quantize, ...
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``compress.prune`` the function (from ``entry``) once the ``prune`` submodule loads.
+
+    Importing a submodule binds it on its package under its own name; eagerly, the function
+    was imported after the module and won. Lazily, the binding is refused instead, so the name
+    falls through to :func:`__getattr__` (the submodule stays in ``sys.modules``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "prune" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -14,17 +14,17 @@ import hashlib
 import time
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..exceptions import CandidateError
+from ..exceptions import CandidateError, UnsupportedLayerError
 from ..plan import LayerPlan, Plan
 from ..space import SearchSpace, layer_macs
 from .onnx_export import export_onnx
-from .prune import prune_channels
+from .prune import prune_copy
 from .quantize import Calibration
 from .recover import RecoverySettings, finetune, recalibrate_bn, recover
-from .sparsity import parse_setting, sparsify_layers
+from .settings import BuildSettings, parse_setting
+from .sparsity import sparsify_layers
 
 __all__ = [
     "BuildSettings", "Artifact", "build_artifact", "RUNNABLE_BITS", "int8_standin",
@@ -33,48 +33,6 @@ __all__ = [
 
 # Bit-widths with onnxruntime kernels here; any other planned bit-width gets an int8 stand-in.
 RUNNABLE_BITS = (8, 16, 32)
-
-
-@dataclasses.dataclass(frozen=True)
-class BuildSettings:
-    """How a plan is turned into an artifact; recorded in every exported plan.
-
-    Args:
-        importance: Channel importance criterion.
-        bn_batches: Batches for adaptive BatchNorm recalibration (0 disables it).
-        finetune_steps: Fine-tuning steps after pruning (0 disables it).
-        finetune_lr: Fine-tuning learning rate (1/10-1/100 of the original).
-        calibration_samples: Training inputs used to calibrate activation ranges (the int8
-            artifact's and the simulation's: the same inputs).
-        seed: Seed for batch selection.
-        sparsity: ``"none"``, ``"unstructured:<ratio>"`` or ``"N:M"``: weights zeroed in every
-            searched layer after channel pruning (see :func:`~autoprune.compress.sparsity.parse_setting`).
-        qat_steps: Quantization-aware fine-tuning steps (straight-through estimator) in the
-            torch simulation of plans with layers below 8 bits; int8 artifacts are unaffected.
-        activation_bits: Bit-width of the activations into layers below 8 bits, in the
-            simulation (2-16; None leaves them in float). 8-bit layers always take 8-bit
-            activations, as the int8 artifact runs them.
-        calibration: How activation ranges are found, for the int8 artifact (onnxruntime)
-            and the simulation alike: ``"minmax"`` or ``"percentile"``.
-        calibration_percentile: For ``percentile``: the share of values kept inside the
-            range, ``(100 - it) / 2`` % cut at each end (onnxruntime's convention).
-    """
-
-    importance: str = "magnitude"
-    bn_batches: int = 8
-    finetune_steps: int = 0
-    finetune_lr: float = 3e-4
-    calibration_samples: int = 256
-    seed: int = 0
-    sparsity: str = "none"
-    qat_steps: int = 0
-    activation_bits: int | None = 8
-    calibration: str = "minmax"
-    calibration_percentile: float = 99.99
-
-    def calibration_inputs(self, X: np.ndarray) -> np.ndarray:
-        """The ``calibration_samples`` training inputs both the artifact and the simulation calibrate on."""
-        return X[np.random.default_rng(self.seed).permutation(len(X))[: self.calibration_samples]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +87,8 @@ def build_pruned_model(model: torch.nn.Module, plan: Plan, space: SearchSpace, t
 
     Raises:
         PlanError: the plan does not fit the space.
+        UnsupportedLayerError: the pruned model would not run on ``example_input`` or would
+            change its output shapes (the message names the channel groups to exclude).
         CandidateError: pruning failed.
     """
     ratios, _ = space.resolve(plan)
@@ -136,9 +96,10 @@ def build_pruned_model(model: torch.nn.Module, plan: Plan, space: SearchSpace, t
     t: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    work = copy.deepcopy(model).eval()
     try:
-        channels = prune_channels(work, ratios, space, example_input, importance=settings.importance)
+        work, channels = prune_copy(model, ratios, space, example_input, importance=settings.importance)
+    except UnsupportedLayerError:
+        raise  # never a broken model: the user excludes the groups it names
     except Exception as e:
         raise CandidateError(f"pruning failed: {type(e).__name__}: {e}") from e
     t["prune"] = time.perf_counter() - t0
@@ -210,6 +171,7 @@ def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task:
 
     Raises:
         PlanError: the plan does not fit the space.
+        UnsupportedLayerError: pruning would break the model (see :func:`build_pruned_model`).
         CandidateError: a stage failed or the model's outputs are not finite.
     """
     return artifact_from_model(build_pruned_model(model, plan, space, task, example_input, settings), plan, space, task, example_input, settings)

@@ -7,7 +7,6 @@ here, not in :mod:`autoprune.compress.build` (the stages), so that no function s
 
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any
 
@@ -21,7 +20,7 @@ from ..space import SearchSpace, discover
 from ..tasks.base import Task
 from ..threads import torch_threads
 from .build import Artifact, BuildSettings, PrunedModel, artifact_from_model, build_artifact
-from .prune import prune_channels
+from .prune import prune_copy
 from .quantize import check_runnable
 
 __all__ = ["build", "prune", "to_onnx", "TrainingData"]
@@ -108,6 +107,7 @@ def build(model: nn.Module, plan: Plan, data: Any, example_input: torch.Tensor, 
 
     Raises:
         PlanError: the plan does not fit the model.
+        UnsupportedLayerError: pruning would break the model (see :func:`prune`).
         CandidateError: a stage failed, the model's outputs are not finite, or a layer
             planned at 8 or 16 bits is not found in the exported graph.
     """
@@ -135,12 +135,12 @@ def prune(model: nn.Module, plan: Plan, example_input: torch.Tensor, *, space: S
 
     Raises:
         PlanError: the plan does not fit the model.
+        UnsupportedLayerError: the pruned model would not run on ``example_input`` or would
+            change its output shapes; the message names the channel groups to exclude.
     """
     space = space or _space(model, example_input)
     ratios, _ = space.resolve(plan)
-    pruned = copy.deepcopy(model).eval()
-    prune_channels(pruned, ratios, space, example_input, importance=importance)
-    return pruned
+    return prune_copy(model, ratios, space, example_input, importance=importance)[0]
 
 
 def to_onnx(model: nn.Module, plan: Plan, example_input: torch.Tensor, path: str | os.PathLike,

@@ -2,35 +2,26 @@
 
 torch-pruning's dependency graph resolves what else must shrink with each group (the next
 layer's input channels, BatchNorm, residual partners). Channels are ranked by an importance
-criterion (default: group L2 magnitude) and the least important are removed.
+criterion (default: group L2 magnitude; see :mod:`autoprune.compress.importance`) and the
+least important are removed.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
-from ..exceptions import ConfigError
+from ..exceptions import UnsupportedLayerError
 from ..space import SearchSpace, keep_channels
+from ..support import exclude_hint
+from .check import forward_failure, output_shapes
+from .importance import IMPORTANCE, make_importance
 
-__all__ = ["prune_channels", "IMPORTANCE", "make_importance"]
-
-IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
-    "magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
-    "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
-    "bn_scale": lambda: tp.importance.BNScaleImportance(),
-    "lamp": lambda: tp.importance.LAMPImportance(p=2),
-    "fpgm": lambda: tp.importance.FPGMImportance(p=2),
-}
-
-
-def make_importance(name: str) -> tp.importance.Importance:
-    if name not in IMPORTANCE:
-        raise ConfigError(f"importance {name!r} is unknown (known: {sorted(IMPORTANCE)})")
-    return IMPORTANCE[name]()
+__all__ = ["prune_channels", "prune_copy", "IMPORTANCE", "make_importance"]
 
 
 def prune_channels(
@@ -38,26 +29,46 @@ def prune_channels(
     ratios: dict[str, float],
     space: SearchSpace,
     example_input: torch.Tensor,
-    importance: str = "magnitude",
+    importance: str | Callable = "magnitude",
 ) -> dict[str, tuple[int, int]]:
     """Remove channels from ``model`` in place; returns ``{group: (channels_before, channels_after)}``.
 
+    ``importance`` is a criterion's name in :data:`IMPORTANCE`, a ``module.path:factory``
+    reference, or the criterion itself (``criterion(group) -> Tensor``).
+
     Groups are pruned in the space's order; within a group the ``n`` lowest-scoring channels
     go (ties broken by index, so the same plan always removes the same channels). Groups
-    with ``step`` > 1 lose whole blocks (attention heads) ranked by summed scores.
+    with ``step`` > 1 lose whole blocks (attention heads) ranked by summed scores. Groups
+    with ``groups`` > 1 (grouped convolutions) lose the same positions in every slice,
+    ranked by their scores averaged over the slices, as Torch-Pruning's pruners do.
+
+    Raises:
+        UnsupportedLayerError: the pruned model no longer runs on ``example_input``, or its
+            outputs change shape (the message names the groups pruned; :func:`prune_copy`
+            narrows them down to the ones that break it).
     """
+    done, failure = _prune(model, ratios, space, example_input, importance)
+    if failure:
+        raise _broken(dict.fromkeys(done, failure), together=True)
+    return done
+
+
+def _prune(model: nn.Module, ratios: dict[str, float], space: SearchSpace, example_input: torch.Tensor,
+           importance: str | Callable) -> tuple[dict[str, tuple[int, int]], str | None]:
+    """:func:`prune_channels` without raising: the channel counts, and what is broken (None if nothing)."""
     todo = {g.name: g for g in space.groups if ratios.get(g.name, 0.0) > 0}
     if not todo:
-        return {}
+        return {}, None
+    expected = output_shapes(model, example_input)
     modules = dict(model.named_modules())
-    imp = make_importance(importance)
+    imp = importance if callable(importance) else make_importance(importance)
     DG = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
     done = {}
     for name, g in todo.items():
         root = modules[name]
         pruner = DG.get_pruner_of_module(root)
         channels = pruner.get_out_channels(root)
-        n_prune = channels - keep_channels(channels, ratios[name], space.round_to, g.step)
+        n_prune = channels - keep_channels(channels, ratios[name], space.round_to, g.step, g.groups)
         if n_prune <= 0:
             continue
         full = DG.get_pruning_group(root, pruner.prune_out_channels, list(range(channels)))
@@ -65,12 +76,51 @@ def prune_channels(
             scores = imp(full)
         if scores is None:  # the criterion found no weights to score (e.g. bn_scale without BN)
             scores = torch.zeros(channels)
-        if g.step > 1:  # whole heads: rank heads by their summed channel scores
-            heads = torch.argsort(scores.double().view(-1, g.step).sum(1), stable=True)[: n_prune // g.step]
-            idxs = sorted(int(h) * g.step + i for h in heads.tolist() for i in range(g.step))
-        else:
-            order = torch.argsort(scores.double(), stable=True)
-            idxs = sorted(order[:n_prune].tolist())
-        DG.get_pruning_group(root, pruner.prune_out_channels, idxs).prune()
+        DG.get_pruning_group(root, pruner.prune_out_channels, _lowest(scores, n_prune, g.step, g.groups)).prune()
         done[name] = (channels, channels - n_prune)
-    return done
+    return done, forward_failure(model, example_input, expected) if done else None
+
+
+def _lowest(scores: torch.Tensor, n_prune: int, step: int, groups: int) -> list[int]:
+    """Indices of the ``n_prune`` channels to remove: whole ``step`` blocks, the same positions in all ``groups`` slices."""
+    size = len(scores) // groups
+    blocks = scores.double().view(groups, size).mean(0).view(-1, step).sum(1)
+    drop = torch.argsort(blocks, stable=True)[: n_prune // (groups * step)].tolist()
+    return sorted(k * size + b * step + i for k in range(groups) for b in drop for i in range(step))
+
+
+def _broken(failures: dict[str, str], together: bool = False) -> UnsupportedLayerError:
+    """The error for ``{group: what breaks}``; ``together``: only the groups' combination breaks it."""
+    groups = list(failures)
+    if together or len(groups) == 1:
+        which = f"channel group {groups[0]!r}" if len(groups) == 1 else f"channel groups {', '.join(map(repr, groups))} together"
+        what = f"pruning {which} breaks the model: {next(iter(failures.values()))}"
+    else:
+        what = "pruning breaks the model: " + "; ".join(f"channel group {g!r}: {why}" for g, why in failures.items())
+    return UnsupportedLayerError(
+        f"{what}. Code that torch-pruning cannot see depends on those channels (a reshape to a fixed channel "
+        f"count, a stored head count, an output taken outside autograd). Keep them unpruned: {exclude_hint(groups)}.",
+        modules=groups,
+    )
+
+
+def prune_copy(model: nn.Module, ratios: dict[str, float], space: SearchSpace, example_input: torch.Tensor,
+               importance: str | Callable = "magnitude") -> tuple[nn.Module, dict[str, tuple[int, int]]]:
+    """A pruned copy of ``model`` in eval mode (``model`` is left untouched) and :func:`prune_channels`' channel counts.
+
+    Raises:
+        UnsupportedLayerError: the pruned model would be broken. The message names the groups
+            whose pruning breaks it (each tried alone on another copy; all of the plan's groups
+            when only their combination does) and the ``exclude`` list that avoids it.
+    """
+    work = copy.deepcopy(model).eval()
+    done, failure = _prune(work, ratios, space, example_input, importance)
+    if failure is None:
+        return work, done
+    culprits = {}
+    if len(done) > 1:  # find the groups that break it on their own
+        for name in done:
+            alone = _prune(copy.deepcopy(model).eval(), {name: ratios[name]}, space, example_input, importance)[1]
+            if alone:
+                culprits[name] = alone
+    raise _broken(culprits) if culprits else _broken(dict.fromkeys(done, failure), together=True)

@@ -11,10 +11,7 @@ whose nodes cannot be found is an error, never a silently fp32 layer.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
-import logging
 import tempfile
 from pathlib import Path
 
@@ -22,16 +19,15 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+from .._scoped import discard_stdout, quiet_root_logger
 from ..exceptions import CandidateError, ConfigError, PlanError
 from ..plan import Plan
 from ..space import SearchSpace
 from .fp16 import convert_fp16
 from .onnx_export import INPUT_NAME, WEIGHTED_OPS, take_layer_nodes
+from .settings import CALIBRATION_METHODS
 
 __all__ = ["quantize_onnx", "check_runnable", "quantize_int8", "Calibration", "CALIBRATION_METHODS"]
-
-CALIBRATION_METHODS = ("minmax", "percentile")
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Calibration:
@@ -91,12 +87,13 @@ def quantize_int8(proto: onnx.ModelProto, quantize_nodes: list[str], exclude_nod
     if not isinstance(calibration, Calibration):
         calibration = Calibration(np.asarray(calibration))
     method, extra_options = calibration.ort_options()
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT's preprocessing advice
     with tempfile.TemporaryDirectory(prefix="autoprune-q-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(proto, src)
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
+            # The quantizer logs its preprocessing advice through the root logger, and the
+            # histogram calibrators print their progress.
+            with quiet_root_logger(), discard_stdout():
                 quantize_static(
                     str(src), str(dst), _Reader(calibration.data.astype(np.float32), 64),
                     quant_format=QuantFormat.QDQ,

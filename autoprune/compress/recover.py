@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._scoped import torch_seeded
 from ..exceptions import ConfigError
 
 __all__ = ["recalibrate_bn", "finetune", "recover", "RecoverySettings"]
@@ -61,22 +62,29 @@ def recalibrate_bn(model: nn.Module, X: np.ndarray, batches: int = 8, batch_size
 
 
 def finetune(model: nn.Module, task, X: np.ndarray, y: np.ndarray, steps: int, lr: float, batch_size: int = 64, seed: int = 0) -> float:
-    """``steps`` of SGD with momentum on ``task.loss``; returns the mean loss of the last 10 steps."""
+    """``steps`` of SGD with momentum on ``task.loss``; returns the mean loss of the last 10 steps.
+
+    ``seed`` seeds the batches and the model's random ops (dropout): torch's global random
+    state is seeded inside a fork, so the caller's is left as it was.
+    """
     if steps <= 0:
         return float("nan")
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     losses = []
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(Xt), (batch_size,), generator=g)
-        loss = task.loss(model(Xt[idx]), yt[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    model.eval()
+    try:
+        with torch_seeded(seed):
+            model.train()
+            for _ in range(steps):
+                idx = torch.randint(0, len(Xt), (batch_size,), generator=g)
+                loss = task.loss(model(Xt[idx]), yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+    finally:
+        model.eval()
     return float(np.mean(losses[-10:]))
 
 
@@ -189,8 +197,7 @@ def recover(model: nn.Module, task, epochs: int, lr: float, *, teacher: nn.Modul
         teacher.eval()
     losses = []
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with torch_seeded(seed):
             for _ in range(epochs):
                 model.train()
                 perm = torch.randperm(len(yt), generator=g)

@@ -18,68 +18,17 @@ size: the measured ONNX bytes with each weight tensor re-counted as the target s
 from __future__ import annotations
 
 import copy
-import dataclasses
-import re
 
 import torch
 from torch import nn
 
-from ..exceptions import ConfigError, PlanError
+from ..exceptions import PlanError
 from ..metrics import Metric
 from ..plan import LayerPlan, Plan
 from ..space import QUANTIZABLE, SearchSpace
+from .settings import SparsitySetting, parse_pattern, parse_setting
 
 __all__ = ["sparsify", "sparsity_amounts", "sparse_size", "parse_pattern", "SparsitySetting", "parse_setting", "sparsify_layers", "packed_size"]
-
-SETTING_FORMS = "'none', 'unstructured:<ratio>' with ratio in (0, 0.99], or 'N:M' with 0 < N < M (e.g. '2:4')"
-
-
-def parse_pattern(pattern: str) -> tuple[int, int] | None:
-    """``"unstructured"`` -> None; ``"2:4"`` -> (2, 4): keep N of every M consecutive input weights."""
-    if pattern == "unstructured":
-        return None
-    m = re.fullmatch(r"(\d+):(\d+)", pattern)
-    if not m or not 0 < int(m.group(1)) < int(m.group(2)):
-        raise ConfigError(f"sparsity pattern must be 'unstructured' or 'N:M' with 0 < N < M (e.g. '2:4'), got {pattern!r}")
-    return int(m.group(1)), int(m.group(2))
-
-
-@dataclasses.dataclass(frozen=True)
-class SparsitySetting:
-    """A study's ``build.sparsity``: the pattern and, for unstructured, the fraction of weights zeroed."""
-
-    pattern: str  # "unstructured" or "N:M"
-    amount: float  # fraction zeroed (N:M: 1 - N/M)
-
-
-def parse_setting(value: object) -> SparsitySetting | None:
-    """``"none"`` -> None; ``"unstructured:0.5"`` or ``"2:4"`` -> the :class:`SparsitySetting`.
-
-    Raises:
-        ConfigError: the value is none of the forms (the message starts with "must be", for
-            the config reader to prefix with the key path).
-    """
-    if isinstance(value, int) and not isinstance(value, bool) and value > 59:
-        # YAML 1.1 reads an unquoted 2:4 as the base-60 integer 124
-        raise ConfigError(f"must be {SETTING_FORMS}, got the number {value}: quote N:M in YAML ('2:4'), unquoted it is read as base 60")
-    if not isinstance(value, str):
-        raise ConfigError(f"must be {SETTING_FORMS}, got {value!r}")
-    if value == "none":
-        return None
-    if value.startswith("unstructured:"):
-        try:
-            amount = float(value.partition(":")[2])
-        except ValueError:
-            amount = float("nan")
-        if not 0.0 < amount <= 0.99:
-            raise ConfigError(f"must be {SETTING_FORMS}, got {value!r}")
-        return SparsitySetting("unstructured", amount)
-    try:
-        n, m = parse_pattern(value)  # "unstructured" alone returns None and fails to unpack
-    except (ConfigError, TypeError):
-        raise ConfigError(f"must be {SETTING_FORMS}, got {value!r}") from None
-    return SparsitySetting(f"{n}:{m}", 1.0 - n / m)
-
 
 def sparsify_layers(model: nn.Module, space: SearchSpace, setting: SparsitySetting) -> nn.Module:
     """A copy of ``model`` with every quantizable layer of ``space`` sparsified as ``setting`` says."""

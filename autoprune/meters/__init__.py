@@ -5,7 +5,7 @@ gave it, and the estimate is always labelled ``estimated``.
 """
 
 from .base import MIN_WINDOW_S, CounterMeter, EnergyMeter, MeterUnavailable
-from .detect import METERS, Detection, detect_meter, make_meter, meter_order, register_meter
+from .detect import METERS, Detection, detect_meter, make_meter, meter_order
 from .estimate import EstimateMeter
 from .hwmon import HwmonMeter
 from .nvml import NvmlMeter
@@ -22,7 +22,6 @@ __all__ = [
     "HwmonMeter",
     "EstimateMeter",
     "METERS",
-    "register_meter",
     "make_meter",
     "detect_meter",
     "meter_order",

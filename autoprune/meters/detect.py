@@ -1,42 +1,42 @@
-"""Which meter to use here: the first readable one in a provider-dependent order."""
+"""Which meter to use here: the first readable one in a provider-dependent order.
+
+Meters are named in :data:`METERS`: ``factory(roots) -> EnergyMeter``, where ``roots`` maps
+``"powercap"``/``"hwmon"`` to sysfs directories. A meter of one's own is a
+``module.path:factory`` reference wherever a meter name goes (``autoprune agent serve
+--meters``, ``LocalProfiler(meter_order=...)``), or registered under a name with
+``autoprune.meters.METERS.register("usb", make_usb_meter)``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
 
+from ..exceptions import ConfigError
+from ..registry import Registry
 from .base import EnergyMeter, MeterUnavailable
 from .estimate import EstimateMeter
 from .hwmon import DEFAULT_HWMON_ROOT, HwmonMeter
 from .nvml import NvmlMeter
 from .rapl import DEFAULT_POWERCAP_ROOT, RaplMeter
 
-__all__ = ["METERS", "register_meter", "make_meter", "detect_meter", "Detection", "meter_order"]
+__all__ = ["METERS", "make_meter", "detect_meter", "Detection", "meter_order"]
 
-# name -> factory(roots); ``roots`` maps "powercap"/"hwmon" to sysfs directories.
-METERS: dict[str, Callable[[dict[str, str]], EnergyMeter]] = {
-    "rapl": lambda roots: RaplMeter(roots.get("powercap", DEFAULT_POWERCAP_ROOT)),
-    "nvml": lambda roots: NvmlMeter(),
-    "hwmon": lambda roots: HwmonMeter(roots.get("hwmon", DEFAULT_HWMON_ROOT)),
-}
+METERS = Registry("meter", "energy meter", returns=EnergyMeter)
+METERS.register("rapl", lambda roots: RaplMeter(roots.get("powercap", DEFAULT_POWERCAP_ROOT)))
+METERS.register("nvml", lambda roots: NvmlMeter())
+METERS.register("hwmon", lambda roots: HwmonMeter(roots.get("hwmon", DEFAULT_HWMON_ROOT)))
 
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
-def register_meter(name: str, factory: Callable[[dict[str, str]], EnergyMeter]) -> None:
-    """Add a meter kind; ``factory(roots)`` builds it."""
-    METERS[name] = factory
-
-
 def make_meter(name: str, roots: dict[str, str] | None = None) -> EnergyMeter:
-    """The meter registered as ``name``.
+    """The meter ``name`` names in :data:`METERS` (or a ``module.path:factory`` reference).
 
     Raises:
-        ValueError: unknown name; the message lists the known ones.
+        ConfigError: unknown name (the message lists the known ones), a reference that
+            cannot be imported, or a factory that made no :class:`EnergyMeter`.
     """
-    if name not in METERS:
-        raise ValueError(f"unknown energy meter {name!r} (known: {sorted(METERS)})")
-    return METERS[name](roots or {})
+    return METERS.create(name, roots or {})
 
 
 def meter_order(provider: str) -> tuple[str, ...]:
@@ -75,16 +75,18 @@ def detect_meter(
     Args:
         provider: onnxruntime execution provider the work runs on.
         roots: sysfs directories, ``{"powercap": ..., "hwmon": ...}``; tests use fake trees.
-        order: Meter names to try; unknown names are reported, not raised.
+        order: Meter names (or ``module.path:factory`` references) to try; unknown or
+            unimportable ones are reported, not raised.
         fallback: Used when no meter is readable, if it can give a figure (it is labelled
             ``estimated``).
     """
     reasons: dict[str, str] = {}
     for name in order if order is not None else meter_order(provider):
-        if name not in METERS:
-            reasons[name] = f"unknown meter (known: {sorted(METERS)})"
+        try:
+            meter = make_meter(name, roots)
+        except ConfigError as e:
+            reasons[name] = str(e)
             continue
-        meter = METERS[name](roots or {})
         try:
             meter.probe()
         except MeterUnavailable as e:

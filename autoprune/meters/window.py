@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from ..metrics import Metric
-from ..profile.timing import time_session
 from .base import EnergyMeter, MeterUnavailable
 
 __all__ = ["EnergyReading", "timed_window"]
@@ -51,6 +50,10 @@ def timed_window(
         ``(latency_stats, energy, reason)``: ``energy`` is None when no meter is given or
         the meter failed; ``reason`` then says why.
     """
+    # Imported here: autoprune.profile imports the meters (its local profiler detects one), so a
+    # module-level import would make the two packages import each other.
+    from ..profile.timing import time_session
+
     for _ in range(warmup):
         session.run(None, feeds)
     if meter is None:

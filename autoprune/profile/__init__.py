@@ -1,34 +1,31 @@
 """Device profilers: measure (or, later, model) the latency and energy of an ONNX artifact.
 
-``make_profiler(device)`` picks the implementation from ``device.profiler.kind`` through
-one registry; an unknown kind lists the known ones.
+``make_profiler(device)`` builds the implementation ``device.profiler.kind`` names in
+:data:`PROFILERS` (``local``, ``agent``, or a ``module.path:factory`` of one's own, called
+with the device profile); an unknown kind lists the known ones. Register one under a name
+with ``autoprune.profile.PROFILERS.register("mine", MyProfiler)``.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
-from ..device import DeviceProfile
+from ..device import PROFILERS, DeviceProfile
 from ..exceptions import ConfigError
 from .base import Measurement, Profiler, estimate_energy
 from .local import LocalProfiler
 
-__all__ = ["Profiler", "Measurement", "LocalProfiler", "make_profiler", "register_profiler", "PROFILERS", "estimate_energy"]
-
-PROFILERS: dict[str, Callable[[DeviceProfile], Profiler]] = {"local": LocalProfiler}
-
-
-def register_profiler(kind: str, factory: Callable[[DeviceProfile], Profiler]) -> None:
-    PROFILERS[kind] = factory
+__all__ = ["Profiler", "Measurement", "LocalProfiler", "make_profiler", "PROFILERS", "estimate_energy"]
 
 
 def make_profiler(device: DeviceProfile | Profiler) -> Profiler:
-    """The profiler for ``device`` (a :class:`Profiler` passes through unchanged)."""
+    """The profiler for ``device`` (a :class:`Profiler` passes through unchanged).
+
+    Raises:
+        ConfigError: ``profiler.kind`` names no registered profiler (the message names the
+            device profile and lists the known kinds), or its factory cannot be imported.
+    """
     if isinstance(device, Profiler):
         return device
-    kind = device.profiler.kind
-    if kind == "agent" and "agent" not in PROFILERS:
-        from . import agent  # noqa: F401  registers itself
-    if kind not in PROFILERS:
-        raise ConfigError(f"{device.path or device.name}: profiler.kind {kind!r} is unknown (known: {sorted(PROFILERS)})")
-    return PROFILERS[kind](device)
+    try:
+        return PROFILERS.create(device.profiler.kind, device)
+    except ConfigError as e:
+        raise ConfigError(f"{device.path or device.name}: {e}") from None

@@ -32,7 +32,6 @@ import numpy as np
 from ..device import DeviceProfile
 from ..exceptions import AgentUnreachableError, ConfigError, ProfilerError
 from ..metrics import Metric
-from . import register_profiler
 from .base import Measurement, Profiler, estimate_energy
 
 __all__ = ["AgentProfiler", "AgentPool"]
@@ -272,5 +271,3 @@ def _retry_after(value: str | None) -> float:
     except ValueError:
         return 1.0
 
-
-register_profiler("agent", AgentProfiler)

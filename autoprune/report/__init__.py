@@ -3,17 +3,49 @@
 ``build_report_data`` computes plain data (fronts, hypervolume, per-layer plans, facts);
 ``render_html`` draws it; ``write_report`` does both for a run directory; ``ReportServer``
 serves it on 127.0.0.1, regenerated on every reload.
+
+Names are imported on first use: computing the data needs optuna, never plotly or torch.
 """
 
-from .data import Pair, ReportData, TrialPoint, build_report_data, layer_rows, plan_summary
-from .page import render_html
-from ..pareto import hypervolume, hypervolume_history, non_dominated, reference_point
-from .sections import Section, register_section
-from .source import RunSource, open_run
-from .write import report_html, write_report
+from __future__ import annotations
 
-__all__ = [
-    "open_run", "RunSource", "build_report_data", "ReportData", "TrialPoint", "Pair", "layer_rows", "plan_summary",
-    "render_html", "report_html", "write_report", "hypervolume", "hypervolume_history", "non_dominated", "reference_point",
-    "Section", "register_section",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "open_run": ".source",
+    "RunSource": ".source",
+    "build_report_data": ".data",
+    "ReportData": ".data",
+    "TrialPoint": ".data",
+    "Pair": ".data",
+    "layer_rows": ".data",
+    "plan_summary": ".data",
+    "render_html": ".page",
+    "report_html": ".write",
+    "write_report": ".write",
+    "hypervolume": "..pareto",
+    "hypervolume_history": "..pareto",
+    "non_dominated": "..pareto",
+    "reference_point": "..pareto",
+    "Section": ".sections",
+    "register_section": ".sections",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    if not name.startswith("_"):  # a submodule, as an eager package would have bound it
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

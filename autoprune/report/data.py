@@ -18,7 +18,7 @@ from typing import Any
 
 import optuna
 
-from ..metrics import OBJECTIVE_DIRECTIONS
+from ..metrics import METRICS, metric_direction, metric_names
 from ..study.outputs import feasible, front_records
 from ..study.records import TrialRecord, records
 from .facts import run_facts
@@ -26,12 +26,8 @@ from ..pareto import hypervolume_history, non_dominated, reference_point, to_min
 from .sections import collect_sections
 from .source import RunSource
 
-__all__ = ["ReportData", "TrialPoint", "Pair", "build_report_data", "layer_rows", "plan_summary", "export_command", "PAIR_COSTS"]
+__all__ = ["ReportData", "TrialPoint", "Pair", "build_report_data", "layer_rows", "plan_summary", "export_command"]
 
-# Accuracy is drawn against each of these costs, when the trials carry them.
-PAIR_COSTS = ("latency_ms", "energy_mj", "size_kb")
-METRIC_ORDER = ("accuracy", "test_accuracy", "latency_ms", "latency_p90_ms", "energy_mj", "size_kb", "macs")
-DIRECTIONS = {**OBJECTIVE_DIRECTIONS, "latency_p90_ms": "minimize"}
 
 
 @dataclasses.dataclass
@@ -74,7 +70,7 @@ class Pair:
     """Accuracy against one cost: which trials are non-dominated in just these two.
 
     Attributes:
-        x: Cost metric name (``latency_ms``, ``energy_mj`` or ``size_kb``).
+        x: Cost metric name (one with a budget in :data:`~autoprune.metrics.METRICS`: ``latency_ms``, ``energy_mj``, ``size_kb``).
         y: ``"accuracy"``.
         front: Numbers of feasible trials non-dominated in (x, y), by ascending x.
         sources: Sources seen for x and y over the trials, e.g. ``{"x": ["estimated"], "y": ["measured"]}``.
@@ -199,7 +195,7 @@ def _trial_point(r: TrialRecord, front: set[int], space: dict[str, Any], run_dir
     t = r.trial
     ua = t.user_attrs
     metrics = r.metrics
-    ordered = {k: metrics[k] for k in METRIC_ORDER if k in metrics} | {k: v for k, v in metrics.items() if k not in METRIC_ORDER}
+    ordered = {k: metrics[k] for k in METRICS if k in metrics} | {k: v for k, v in metrics.items() if k not in METRICS}
     plan = ua.get("plan", {})
     return TrialPoint(
         number=t.number,
@@ -226,12 +222,12 @@ def _value(p: TrialPoint, name: str) -> float | None:
 
 def _pairs(points: list[TrialPoint]) -> list[Pair]:
     pairs = []
-    for x in PAIR_COSTS:
+    for x in metric_names(budget=True):  # accuracy against each cost a study may budget
         both = [p for p in points if _value(p, x) is not None and _value(p, "accuracy") is not None]
         if not both:
             continue
         ok = [p for p in both if p.feasible]
-        vectors = [to_minimization((_value(p, x), _value(p, "accuracy")), (DIRECTIONS[x], "maximize")) for p in ok]
+        vectors = [to_minimization((_value(p, x), _value(p, "accuracy")), (metric_direction(x), metric_direction("accuracy"))) for p in ok]
         front = sorted((ok[i] for i in non_dominated(vectors)), key=lambda p: (_value(p, x), p.number))
         sources = {axis: sorted({p.metrics[name]["source"] for p in both}) for axis, name in (("x", x), ("y", "accuracy"))}
         pairs.append(Pair(x, "accuracy", [p.number for p in front], sources))

@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from ..metrics import REPORTED_ONLY
+from ..metrics import metric_label
 from ..study.records import CONFIRMATION_ATTR
 
 __all__ = ["run_facts", "fact"]
@@ -100,12 +100,12 @@ def run_facts(study: optuna.Study, complete: list[optuna.trial.FrozenTrial], run
         rows = []
         acc = dense.get("accuracy")
         if isinstance(acc, dict):
-            rows.append(fact("accuracy", acc.get("value"), acc.get("source"), acc.get("how", "")))
+            rows.append(fact(metric_label("accuracy"), acc.get("value"), acc.get("source"), acc.get("how", "")))
         test = dense.get("test_accuracy")
         if isinstance(test, dict):
-            rows.append(fact(REPORTED_ONLY["test_accuracy"], test.get("value"), test.get("source"), test.get("how", "")))
+            rows.append(fact(metric_label("test_accuracy"), test.get("value"), test.get("source"), test.get("how", "")))
         if dense.get("macs") is not None:
-            rows.append(fact("MACs", dense["macs"], "measured", "counted from the dense model's layer shapes, batch 1"))
+            rows.append(fact(metric_label("macs"), dense["macs"], "measured", "counted from the dense model's layer shapes, batch 1"))
         if dense.get("size_bytes") is not None:
             rows.append(fact("size (kB)", dense["size_bytes"] / 1024, "measured", "bytes of the dense fp32 ONNX artifact / 1024"))
         groups["Dense model"] = rows

@@ -12,23 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
-from ..metrics import REPORTED_ONLY, TIMING_METRICS
+from ..metrics import is_timing, metric_label
+from .sections import registered_sections
 
-if TYPE_CHECKING:  # data imports the sections, which import these drawing functions
+if TYPE_CHECKING:  # for annotations only: drawing takes the data, never computes it
     from .data import Pair, ReportData, TrialPoint
 
 __all__ = ["report_figures", "pair_figure", "hypervolume_figure", "timeline_figure", "plan_figure", "hover_text",
-           "sensitivity_figures", "predicted_figures", "LABELS"]
+           "sensitivity_figures", "predicted_figures"]
 
-LABELS = {
-    "accuracy": "accuracy",
-    "latency_ms": "latency",
-    "latency_p90_ms": "latency p90",
-    "energy_mj": "energy",
-    "size_kb": "size",
-    "macs": "MACs",
-    **REPORTED_ONLY,  # test_accuracy: says it was measured on the artifact and never used to select
-}
 BLUE, ORANGE, GREY, RED = "#1f6feb", "#d9480f", "#8c959f", "#cf222e"
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), height=420, hovermode="closest")
 
@@ -45,15 +37,15 @@ def hover_text(p: TrialPoint) -> str:
     lines = [head]
     for name, m in p.metrics.items():
         unit = f" {m.get('unit')}" if m.get("unit") else ""
-        how = f"{m.get('source')}, confirmed" if p.confirmed and name in TIMING_METRICS else m.get("source")
-        lines.append(f"{LABELS.get(name, name)}: {_fmt(m.get('value'))}{unit} <i>({how})</i>")
+        how = f"{m.get('source')}, confirmed" if p.confirmed and is_timing(name) else m.get("source")
+        lines.append(f"{metric_label(name)}: {_fmt(m.get('value'))}{unit} <i>({how})</i>")
     lines.append(f"plan: {p.plan_summary}")
     return "<br>".join(lines)
 
 
 def _axis_title(name: str, unit: str, sources: list[str]) -> str:
     unit = f" [{unit}]" if unit else ""
-    return f"{LABELS.get(name, name)}{unit} — {' / '.join(sources)}"
+    return f"{metric_label(name)}{unit} — {' / '.join(sources)}"
 
 
 def _trace(points: list[TrialPoint], x: str, y: str, **kw: Any) -> go.Scatter:
@@ -90,7 +82,7 @@ def pair_figure(data: ReportData, pair: Pair) -> dict[str, Any]:
         ]
     )
     fig.update_layout(
-        title=f"{LABELS[y]} vs {LABELS.get(x, x)}",
+        title=f"{metric_label(y)} vs {metric_label(x)}",
         xaxis_title=_axis_title(x, unit[x], pair.sources["x"]),
         yaxis_title=_axis_title(y, unit[y], pair.sources["y"]),
         clickmode="event+select",
@@ -174,16 +166,14 @@ def predicted_figures(pred: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
                        hovertext=[f"trial {r['number']}: predicted {_fmt(r['predicted'])} ({r['predicted_source']}), "
                                   f"measured {_fmt(r['measured'])}" for r in rows], hoverinfo="text"),
         ])
-        fig.update_layout(title=f"{LABELS.get(name, name)}: predicted vs measured", xaxis_title=f"{LABELS.get(name, name)}{unit} — measured",
-                          yaxis_title=f"{LABELS.get(name, name)}{unit} — {' / '.join(sorted({r['predicted_source'] for r in rows}))}", **_LAYOUT)
+        fig.update_layout(title=f"{metric_label(name)}: predicted vs measured", xaxis_title=f"{metric_label(name)}{unit} — measured",
+                          yaxis_title=f"{metric_label(name)}{unit} — {' / '.join(sorted({r['predicted_source'] for r in rows}))}", **_LAYOUT)
         figs.append(fig.to_plotly_json())
     return figs
 
 
 def report_figures(data: ReportData) -> dict[str, Any]:
     """All figures of the page: ``{"pairs": [...], "hypervolume", "timeline", "plan", "sections": {name: [...]}}``."""
-    from .sections import registered_sections
-
     return {
         "pairs": [pair_figure(data, p) for p in data.pairs],
         "hypervolume": hypervolume_figure(data) if data.hypervolume["history"] else None,

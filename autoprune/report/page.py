@@ -14,7 +14,8 @@ import json
 from typing import Any
 
 from .data import ReportData, TrialPoint
-from .figures import LABELS, report_figures
+from ..metrics import metric_label
+from .figures import report_figures
 from .script import SCRIPT, STYLE
 from .sections import registered_sections
 
@@ -68,7 +69,7 @@ def _num(v: Any) -> str:
 
 
 def _badges(sources: dict[str, list[str]]) -> str:
-    return " ".join(f"{_e(LABELS.get(k, k))} " + "".join(badge(s) for s in v) for k, v in sources.items())
+    return " ".join(f"{_e(metric_label(k))} " + "".join(badge(s) for s in v) for k, v in sources.items())
 
 
 def _front_table(data: ReportData) -> str:
@@ -76,7 +77,7 @@ def _front_table(data: ReportData) -> str:
     if not front:
         return '<p class="hint">No feasible complete trial yet.</p>'
     metrics = list(dict.fromkeys(k for t in front for k in t.metrics))
-    head = "".join(f"<th>{_e(LABELS.get(m, m))}</th>" for m in metrics)
+    head = "".join(f"<th>{_e(metric_label(m))}</th>" for m in metrics)
 
     def cell(t: TrialPoint, m: str) -> str:
         x = t.metrics.get(m)

@@ -96,13 +96,22 @@ def collect_predicted(source: RunSource) -> dict[str, Any] | None:
     return out or None
 
 
-def _register_builtin() -> None:
-    from . import figures  # drawing lives with the other figures
+def _drawn_by(name: str) -> Callable[[Any], list[dict[str, Any]]]:
+    """The drawing function ``figures.<name>``, imported when first called.
 
-    register_section(Section("sensitivity", "Layer sensitivity", collect_sensitivity, figures.sensitivity_figures,
-                             "per-layer metric against pruning ratio, other layers unpruned"))
-    register_section(Section("predicted_vs_measured", "Predicted vs measured", collect_predicted, figures.predicted_figures,
-                             "cost-model predictions against the measurement of the same artifact"))
+    Computing the report's data never needs the drawing library, and the figures module
+    (which reads this registry) is not imported by it: no import circle.
+    """
+
+    def draw(data: Any) -> list[dict[str, Any]]:
+        from . import figures
+
+        return getattr(figures, name)(data)
+
+    return draw
 
 
-_register_builtin()
+register_section(Section("sensitivity", "Layer sensitivity", collect_sensitivity, _drawn_by("sensitivity_figures"),
+                         "per-layer metric against pruning ratio, other layers unpruned"))
+register_section(Section("predicted_vs_measured", "Predicted vs measured", collect_predicted, _drawn_by("predicted_figures"),
+                         "cost-model predictions against the measurement of the same artifact"))

@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 
+from .._scoped import quiet_optuna
 from ..exceptions import ConfigError
 
 __all__ = ["RunSource", "open_run"]
@@ -71,10 +72,10 @@ def open_run(run_dir: str | os.PathLike) -> RunSource:
         raise ConfigError(f"{run_file}: not found; give the directory 'autoprune run' wrote") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ConfigError(f"{run_file}: not a run file (needs study_name and storage): {e}") from None
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     _check_exists(url, run_file)
     try:
-        study = optuna.load_study(study_name=name, storage=_storage(url))
+        with quiet_optuna():
+            study = optuna.load_study(study_name=name, storage=_storage(url))
     except KeyError:
         raise ConfigError(f"{run_file}: storage {url} holds no study named {name!r}") from None
     except Exception as e:  # SQLAlchemy / journal errors: name the file, keep one line

@@ -20,7 +20,7 @@ from ..compress import Artifact, BuildSettings, build_artifact
 from ..compress.simulate import SimulationSettings, evaluate_simulated, simulate
 from ..compress.sparsity import packed_size, parse_setting
 from ..evaluate import evaluate_onnx
-from ..metrics import TIMING_METRICS, Metric
+from ..metrics import Metric, metric_names
 from ..plan import Plan
 from ..profile import Measurement, Profiler
 from ..threads import torch_threads
@@ -145,7 +145,7 @@ def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifac
         metrics["size_kb"] = packed_size(artifact.size_bytes, artifact.model, bits, artifact_bits, sparsity)
         metrics["onnx_size_kb"] = onnx_size
     if standin:
-        for name in TIMING_METRICS:
+        for name in metric_names(is_timing=True):
             if name in metrics:
                 metrics[name] = standin_note(metrics[name], standin)
     return CandidateResult(plan, artifact, metrics, measurement, stages)

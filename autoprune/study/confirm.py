@@ -39,7 +39,7 @@ import optuna
 
 from ..config import ConfirmSettings
 from ..exceptions import AutopruneError
-from ..metrics import Metric
+from ..metrics import METRICS, Metric
 from ..pareto import dominated, to_minimization
 from ..plan import Plan
 from ..profile import Measurement, Profiler, estimate_energy
@@ -52,13 +52,17 @@ from .records import CONFIRMATION_ATTR, TrialRecord, objective_names, pareto_fro
 
 __all__ = ["confirm_front", "needs_confirmation"]
 
-_COSTS = ("latency_ms", "energy_mj")
 _MAX_PASSES = 5
+
+
+def _costs() -> tuple[str, ...]:
+    """The timing metrics a study may optimise or budget: what the pass re-measures and re-checks."""
+    return tuple(k.name for k in METRICS.values() if k.is_timing and (k.objective or k.budget))
 
 
 def _confirms_anything(ctx: StudyContext, objectives: list[str]) -> bool:
     c = ctx.config.constraints
-    return any(o in _COSTS for o in objectives) or c.latency_ms is not None or c.energy_mj is not None
+    return any(o in _costs() for o in objectives) or any(getattr(c, n, None) is not None for n in _costs())
 
 
 def needs_confirmation(study: optuna.Study, ctx: StudyContext) -> bool:
@@ -73,10 +77,11 @@ def needs_confirmation(study: optuna.Study, ctx: StudyContext) -> bool:
 
 def _near_front(recs: list[TrialRecord], ctx: StudyContext, objectives: list[str], directions: list[str], margin: float) -> list[TrialRecord]:
     """Records that could be on the front if their re-measured costs were ``margin`` lower."""
-    budgets = {n: getattr(ctx.config.constraints, n) for n in _COSTS}
+    costs = _costs()
+    budgets = {n: getattr(ctx.config.constraints, n, None) for n in costs}
 
     def optimistic(r: TrialRecord) -> TrialRecord:
-        metrics = {k: ({**m, "value": m["value"] * (1 - margin)} if k in _COSTS else m) for k, m in r.metrics.items()}
+        metrics = {k: ({**m, "value": m["value"] * (1 - margin)} if k in costs else m) for k, m in r.metrics.items()}
         constraints = dict(r.constraints)
         for n, budget in budgets.items():
             if budget is not None and n in metrics:
@@ -197,7 +202,7 @@ class _Pass:
             self.confirmed[str(r.number)] = {
                 "sha256": r.trial.user_attrs.get("sha256"),
                 "metrics": {k: m.to_dict() for k, m in metrics.items()},
-                "constraints": {k: v for k, v in changed.items() if k in _COSTS},
+                "constraints": {k: v for k, v in changed.items() if k in _costs()},
                 "round_medians_ms": [round(v, 6) for v in medians],
                 "round_cv": statistics.stdev(medians) / statistics.mean(medians) if len(medians) > 1 and statistics.mean(medians) > 0 else 0.0,
             }

@@ -19,9 +19,11 @@ import torch
 import torch_pruning
 
 from .. import __version__, tasks
+from ..compress.importance import IMPORTANCE
 from ..config import StudyConfig
 from ..device import DeviceProfile, load_device_profile
 from ..exceptions import ConfigError
+from ..samplers import SAMPLERS
 from ..space import SearchSpace, discover
 
 __all__ = ["StudyContext", "versions", "model_fingerprint"]
@@ -82,6 +84,8 @@ class StudyContext:
                 f"{config.path}: search.bits {unsupported} are not run by device {device.name} (it runs {list(device.bits)})"
             )
         task = tasks.get(config.task, **config.task_options)
+        SAMPLERS.check(config.search.sampler, config.path, load=True)  # a user's module:factory fails
+        IMPORTANCE.check(config.build.importance, config.path, load=True)  # here, before a file or trial
         model = task.model().eval()
         x = task.example_input()
         s = config.search

@@ -6,6 +6,7 @@ import optuna
 
 from ..config import Constraints
 from ..exceptions import AutopruneError, CandidateError, ProfilerError
+from ..metrics import metric_names
 from ..profile import Profiler
 from .candidate import measure
 from .context import StudyContext
@@ -25,7 +26,7 @@ def constraint_values(constraints: Constraints, values: dict[str, float], dense_
     out = {}
     if constraints.max_accuracy_drop is not None and dense_accuracy is not None:
         out["max_accuracy_drop"] = (dense_accuracy - values["accuracy"]) - constraints.max_accuracy_drop
-    for name in ("latency_ms", "energy_mj", "size_kb"):
+    for name in metric_names(budget=True):
         budget = getattr(constraints, name)
         if budget is not None:
             out[name] = values[name] - budget if name in values else float("inf")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Iterable
 
 import optuna
 from tqdm import tqdm
@@ -13,20 +14,36 @@ __all__ = ["ProgressBar"]
 
 
 class ProgressBar:
-    """Optuna callback drawing a tqdm bar on stderr; the postfix shows the most accurate feasible trial."""
+    """Optuna callback drawing a tqdm bar on stderr; the postfix shows the most accurate feasible trial.
 
-    def __init__(self, total: int, done: int, enabled: bool = True) -> None:
+    The best trial is kept as the trials come (O(1) per trial), seeded from ``trials``, the
+    study's trials when the run starts; a failed trial's reason is written above the bar.
+
+    Args:
+        total: Trials the study should have.
+        done: Trials already finished.
+        enabled: Draw the bar (False: keep count silently).
+        trials: The study's trials when the run starts.
+    """
+
+    def __init__(self, total: int, done: int, enabled: bool = True, trials: Iterable[optuna.trial.FrozenTrial] = ()) -> None:
         self.bar = tqdm(total=total, initial=done, unit="trial", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+        self.best: tuple[float, float] | None = None
+        for t in trials:
+            self._consider(t)
+
+    def _consider(self, t: optuna.trial.FrozenTrial) -> None:
+        m = t.user_attrs.get("metrics", {})
+        if t.state == optuna.trial.TrialState.COMPLETE and feasible(t) and "accuracy" in m:
+            key = (m["accuracy"]["value"], -m["latency_ms"]["value"])
+            self.best = max(self.best or key, key)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        best = None
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            m = t.user_attrs.get("metrics", {})
-            if feasible(t) and "accuracy" in m:
-                key = (m["accuracy"]["value"], -m["latency_ms"]["value"])
-                best = max(best or key, key)
-        if best:
-            self.bar.set_postfix_str(f"best acc {best[0]:.4f} @ {-best[1]:.3f} ms (measured)")
+        if trial.state == optuna.trial.TrialState.FAIL:
+            self.bar.write(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the storage')}")
+        self._consider(trial)
+        if self.best:
+            self.bar.set_postfix_str(f"best acc {self.best[0]:.4f} @ {-self.best[1]:.3f} ms (measured)")
         self.bar.update(1)
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ import optuna
 
 from ..pareto import non_dominated, to_minimization
 
-__all__ = ["TrialRecord", "records", "with_confirmations", "pareto_front", "objective_names", "CONFIRMATION_ATTR"]
+__all__ = ["TrialRecord", "record", "records", "confirmation_entries", "with_confirmations", "pareto_front", "objective_names", "CONFIRMATION_ATTR"]
 
 CONFIRMATION_ATTR = "confirmation"
 _COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -92,6 +92,22 @@ def with_confirmations(recs: list[TrialRecord], entries: dict[str, dict[str, Any
     return [_apply(r, entries.get(str(r.number))) for r in recs]
 
 
+def confirmation_entries(study_user_attrs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The confirmation pass's per-trial entries (``{"<trial number>": entry}``) in a study's user attrs."""
+    return (study_user_attrs.get(CONFIRMATION_ATTR) or {}).get("trials", {})
+
+
+def record(trial: optuna.trial.FrozenTrial, entries: dict[str, dict[str, Any]] | None = None) -> TrialRecord:
+    """One complete trial as a record, with its confirmation entry merged in where ``entries`` has one.
+
+    Args:
+        trial: A complete trial.
+        entries: The confirmation pass's entries (see :func:`confirmation_entries`); None: the search's numbers only.
+    """
+    base = TrialRecord(trial, dict(trial.user_attrs.get("metrics", {})), dict(trial.constraints or {}))
+    return _apply(base, (entries or {}).get(str(trial.number)))
+
+
 def records(study: optuna.Study, *, confirmed: bool = True, trials: list[optuna.trial.FrozenTrial] | None = None) -> list[TrialRecord]:
     """Every complete trial of ``study`` as a record, by trial number.
 
@@ -101,10 +117,8 @@ def records(study: optuna.Study, *, confirmed: bool = True, trials: list[optuna.
         trials: The study's trials, when the caller already holds them.
     """
     trials = trials if trials is not None else study.get_trials(deepcopy=False, states=(_COMPLETE,))
-    base = [TrialRecord(t, dict(t.user_attrs.get("metrics", {})), dict(t.constraints or {})) for t in trials if t.state == _COMPLETE]
-    if not confirmed:
-        return base
-    return with_confirmations(base, (study.user_attrs.get(CONFIRMATION_ATTR) or {}).get("trials", {}))
+    entries = confirmation_entries(study.user_attrs) if confirmed else None
+    return [record(t, entries) for t in trials if t.state == _COMPLETE]
 
 
 def pareto_front(recs: list[TrialRecord], objectives: list[str], directions: list[str]) -> list[TrialRecord]:

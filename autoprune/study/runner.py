@@ -14,20 +14,22 @@ import warnings
 import optuna
 
 from .._schema import atomic_write_text
+from .._scoped import quiet_optuna
 from ..config import StudyConfig, load_study_config
 from ..exceptions import ConfigError
-from ..metrics import OBJECTIVE_DIRECTIONS
+from ..metrics import metric_direction
 from ..profile import Profiler, make_profiler
 from ..baselines import baseline_params
 from ..ladder import enqueue_ladder
 from ..sensitivity import apply_to_study
+from .bookkeeping import Bookkeeping
 from .confirm import confirm_front, needs_confirmation
 from .context import StudyContext
 from .heldout import dense_artifact, record_dense_test_accuracy
 from .objective import CANDIDATE_ERRORS, Objective
 from .outputs import RUN_FILE, write_outputs
 from .progress import ProgressBar
-from .sampler import make_sampler
+from ..samplers import make_sampler
 
 __all__ = ["run_study", "StudyResult", "open_storage", "baseline_params"]
 
@@ -66,6 +68,7 @@ def _check_resume(study: optuna.Study, config: StudyConfig, out: Path) -> None:
             raise ConfigError(f"{config.path}: search.{key} differs from the study already in {out}; use another --out to start afresh")
 
 
+@quiet_optuna()  # Optuna logs every trial at INFO; the caller's verbosity is back when the study returns
 def run_study(
     config: StudyConfig | str | os.PathLike,
     out_dir: str | os.PathLike | None = None,
@@ -91,15 +94,14 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     url = config.storage or f"sqlite:///{(out / 'study.db').resolve()}"
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         study_name=config.name,
         storage=open_storage(url),
-        directions=[OBJECTIVE_DIRECTIONS[o] for o in config.objectives],
+        directions=[metric_direction(o) for o in config.objectives],
         sampler=make_sampler(config.search),
         load_if_exists=True,
     )
-    if [d.name.lower() for d in study.directions] != [OBJECTIVE_DIRECTIONS[o] for o in config.objectives]:
+    if [d.name.lower() for d in study.directions] != [metric_direction(o) for o in config.objectives]:
         raise ConfigError(f"{config.path}: objectives differ from the study already in {out}; use another --out")
     _check_resume(study, config, out)
     atomic_write_text(out / RUN_FILE, json.dumps({"study_name": config.name, "storage": url, "config": config.to_dict()}, indent=2))
@@ -136,24 +138,20 @@ def run_study(
 
     done = sum(t.state in FINISHED for t in trials)
     remaining = max(0, config.search.n_trials - done)
-    bar = ProgressBar(config.search.n_trials, done, enabled=progress)
-
-    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state == optuna.trial.TrialState.FAIL:
-            bar.bar.write(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the storage')}")
-        bar(study, trial)
-        write_outputs(study, out, list(config.objectives))
+    bar = ProgressBar(config.search.n_trials, done, enabled=progress, trials=trials)
+    books = Bookkeeping(out, list(config.objectives), bar)  # per trial: the bar, a trials.csv row, front.json
 
     try:
         if remaining:
             log(f"study {config.name}: {remaining} trial(s) to run ({done} done) on device {ctx.device.name}; outputs in {out}")
+            books.start(study)  # the one read of every trial; from here the bookkeeping is incremental
             try:
                 study.optimize(
                     Objective(ctx, profiler, dense_accuracy),
                     n_trials=remaining,
                     timeout=config.search.timeout_s,
                     catch=CANDIDATE_ERRORS,
-                    callbacks=[after_trial],
+                    callbacks=[books],
                 )
             finally:
                 bar.close()

@@ -5,56 +5,36 @@ imports ``make_task`` and calls it with the options. The evaluation split is fix
 anyone can re-check an exported model::
 
     X, y = autoprune.tasks.get("digits").eval_data()
+
+A task of one's own is ``task: mypkg.module:make_task`` in the study YAML, or registered
+under a name with ``autoprune.tasks.TASKS.register("mine", make_task)``.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 from ..exceptions import ConfigError
+from ..registry import Registry
 from .base import Task
 
 __all__ = ["Task", "get", "register", "TASKS"]
 
-TASKS: dict[str, Callable[..., Task]] = {}
+TASKS = Registry("task", "task", returns=Task)
+TASKS.register("digits", "autoprune.tasks.digits:DigitsTask")
+TASKS.register("fashion", "autoprune.tasks.fashion:FashionTask")
 
 
 def register(name: str, factory: Callable[..., Task]) -> None:
     """Make ``factory(**options) -> Task`` available as ``task: name`` in study YAML."""
-    TASKS[name] = factory
-
-
-def _digits(**options) -> Task:
-    from .digits import DigitsTask
-
-    return DigitsTask(**options)
-
-
-def _fashion(**options) -> Task:
-    from .fashion import FashionTask
-
-    return FashionTask(**options)
-
-
-register("digits", _digits)
-register("fashion", _fashion)
+    TASKS.register(name, factory)
 
 
 def get(spec: str | Task, **options) -> Task:
     """A task from a registered name or a ``module.path:factory`` reference (objects pass through)."""
     if isinstance(spec, Task):
         return spec
-    if spec in TASKS:
-        factory = TASKS[spec]
-    elif ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"task {spec!r} cannot be imported: {e}") from None
-    else:
-        raise ConfigError(f"unknown task {spec!r} (built-in: {sorted(TASKS)}; or give 'module.path:factory')")
+    factory = TASKS.get(spec)
     try:
         task = factory(**options)
     except TypeError as e:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._scoped import torch_seeded
 from ..exceptions import ConfigError
 from .base import Task
 from .cache import cache_dir, load_or_train
@@ -107,8 +108,7 @@ class DigitsTask(Task):
 
     def model(self) -> nn.Module:
         if self._model is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)  # the initial weights too: one seed, one model (for one thread count)
+            with torch_seeded(self.seed):  # the initial weights too: one seed, one model (for one thread count)
                 net = DigitsCNN(self.widths)
             self._model = load_or_train(net, self.weights_path(), self.train)
         return self._model

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .._schema import atomic_write_bytes
+from .._scoped import torch_seeded
 from ..exceptions import ConfigError
 from ..zoo.mobilenet import MobileNetV2
 from ..zoo.resnet import ResNet
@@ -179,8 +180,7 @@ class FashionTask(Task):
 
     def initial_model(self) -> nn.Module:
         """The untrained model, initialised from ``seed``."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with torch_seeded(self.seed):
             return ARCHS[self.arch]().eval()
 
     def model(self) -> nn.Module:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._scoped import torch_seeded
 from ..threads import TRAINING_THREADS, torch_threads
 
 __all__ = ["fit", "accuracy"]
@@ -39,8 +40,7 @@ def fit(net: nn.Module, X: torch.Tensor, y: torch.Tensor, epochs: int, seed: int
     steps = epochs * ((len(y) + batch - 1) // batch)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    with torch.random.fork_rng(devices=[]), torch_threads(TRAINING_THREADS):
-        torch.manual_seed(seed)
+    with torch_seeded(seed), torch_threads(TRAINING_THREADS):
         for _ in range(epochs):
             net.train()
             perm = torch.randperm(len(y), generator=g)

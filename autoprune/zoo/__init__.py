@@ -19,9 +19,11 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .._scoped import torch_seeded
 from ..exceptions import ConfigError
 from .cnn import MLP, PlainCNN
 from .concat import DenseNet, UNet
+from .grouped import RegNet, ResNeXt
 from .kws import KWSNet
 from .mobilenet import MobileNetV2
 from .resnet import ResNet
@@ -59,6 +61,8 @@ for _e in (
     ZooEntry("cnn", PlainCNN, (1, 1, 16, 16), "plain conv-BN-ReLU stack, max-pools, linear head"),
     ZooEntry("resnet", ResNet, (1, 1, 16, 16), "ResNet with basic and bottleneck blocks, 1x1 projection shortcuts"),
     ZooEntry("mobilenetv2", MobileNetV2, (1, 1, 16, 16), "MobileNetV2 inverted residuals with depthwise 3x3 convs"),
+    ZooEntry("resnext", ResNeXt, (1, 1, 16, 16), "ResNeXt bottlenecks: grouped 3x3 convs (8 groups) between 1x1s, residual adds"),
+    ZooEntry("regnet", RegNet, (1, 1, 16, 16), "RegNetY blocks: grouped 3x3 convs (8 channels per group), squeeze-excitation"),
     ZooEntry("densenet", DenseNet, (1, 1, 16, 16), "DenseNet-style dense blocks (concatenation skips) and transitions"),
     ZooEntry("unet", UNet, (1, 1, 16, 16), "two-level U-Net with concatenated skips, pooled into a classifier"),
     ZooEntry("transformer", TransformerEncoder, (1, 16, 16), "pre-norm transformer encoder, q/k/v/o per head, GELU MLP, LayerNorm"),
@@ -81,8 +85,7 @@ def _entry(name: str) -> ZooEntry:
 def build(name: str, seed: int = 0, **options) -> nn.Module:
     """An untrained ``name`` model in eval mode, initialised from ``seed`` (same seed, same weights)."""
     entry = _entry(name)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch_seeded(seed):
         model = entry.factory(**options)
         # Non-trivial BatchNorm statistics and affine terms, so an untrained model exercises
         # BN folding in the exporter and channel importance has something to rank.

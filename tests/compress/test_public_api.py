@@ -69,7 +69,7 @@ def test_the_settings_object_is_what_builds(front):
 
 
 def test_compress_is_the_subpackage_and_build_the_entry_point():
-    assert type(autoprune.compress) is types.ModuleType and not callable(autoprune.compress)
+    assert isinstance(autoprune.compress, types.ModuleType) and not callable(autoprune.compress)
     from autoprune.compress.entry import build
 
     assert autoprune.build is build

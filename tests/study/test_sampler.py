@@ -4,7 +4,7 @@ import optuna
 import pytest
 
 from autoprune.config import SAMPLERS, SearchSettings
-from autoprune.study.sampler import make_sampler
+from autoprune.samplers import make_sampler
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

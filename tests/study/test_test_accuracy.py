@@ -20,7 +20,7 @@ import pytest
 from autoprune import tasks
 from autoprune.cli._output import print_front
 from autoprune.export import export_trial, select_trial
-from autoprune.metrics import REPORTED_ONLY
+from autoprune.metrics import metric_label
 from autoprune.report import build_report_data, open_run
 from autoprune.report.figures import hover_text
 from autoprune.study import run_study
@@ -143,7 +143,7 @@ def test_the_report_and_the_cli_label_it(split_run):
     front = [t for t in data.trials if t.on_front]
     assert front and all("test_accuracy" in t.metrics for t in front)
     assert all("test_accuracy" not in t.metrics for t in data.trials if not t.confirmed)
-    label = REPORTED_ONLY["test_accuracy"]
+    label = metric_label("test_accuracy")
     assert "not used to select" in label and "measured on the artifact" in label
     assert f"{label}: " in hover_text(front[0])
     dense = {r["label"]: r for r in data.facts["Dense model"]}

@@ -1,0 +1,84 @@
+"""The contract every registered profiler kind passes, on a tiny real ONNX model.
+
+Parametrized over :data:`autoprune.profile.PROFILERS` itself: the ``agent`` kind runs
+against a real agent server on 127.0.0.1; any other kind (a user's, registered before
+collection) gets the local-cpu profile with that kind and short timing settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from autoprune.agent import AgentConfig, AgentServer
+from autoprune.device import AgentSettings, DeviceProfile, load_device_profile
+from autoprune.profile import PROFILERS, Measurement, Profiler, make_profiler
+
+TOKEN = "contract-token"
+LABELS = ("measured", "modelled", "estimated")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    w = numpy_helper.from_array(np.full((16, 16), 0.01, np.float32), "W")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "tiny",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    p = tmp_path_factory.mktemp("m") / "tiny.onnx"
+    onnx.save(m, p)
+    return p
+
+
+@pytest.fixture
+def agent_url(tmp_path):
+    server = AgentServer(AgentConfig(port=0, token=TOKEN)).start()
+    yield server.url
+    server.shutdown()
+
+
+def _device(kind: str, request, tmp_path) -> DeviceProfile:
+    base = load_device_profile("local-cpu")
+    fast = dataclasses.replace(base.profiler, kind=kind, warmup=2, repetitions=20, min_duration_s=0.0)
+    agent = None
+    if kind == "agent":
+        token = tmp_path / "token"
+        token.write_text(TOKEN)
+        token.chmod(0o600)
+        agent = AgentSettings(urls=(request.getfixturevalue("agent_url"),), token_file=str(token), retries=1, timeout_s=30.0)
+    return dataclasses.replace(base, name=f"contract-{kind}", profiler=fast, agent=agent)
+
+
+@pytest.mark.parametrize("kind", PROFILERS.names())
+def test_profiler_measures_a_real_onnx_model(kind, model_path, request, tmp_path):
+    device = _device(kind, request, tmp_path)
+    profiler = make_profiler(device)
+    assert isinstance(profiler, Profiler)
+    with profiler:
+        for inputs in (None, {"x": np.ones((1, 16), np.float32)}):  # default inputs, then given ones
+            m = profiler.measure(model_path, inputs)
+            assert isinstance(m, Measurement)
+            assert m.latency_ms.unit == "ms" and m.latency_ms.source in LABELS and m.latency_ms.how
+            assert math.isfinite(m.latency_ms.value) and m.latency_ms.value > 0
+            if m.energy_mj is not None:
+                assert m.energy_mj.unit == "mJ" and m.energy_mj.source in LABELS and m.energy_mj.value >= 0
+            assert Measurement.from_dict(m.to_dict()) == m  # what a trial stores reads back equal
+
+        other = profiler.with_settings(repetitions=5)
+        assert type(other) is type(profiler) and other.device.profiler.repetitions == 5
+        assert profiler.device.profiler.repetitions == 20  # the original is left as it was
+        assert other.measure(model_path).latency_ms.value > 0
+    profiler.close()  # closing twice is safe
+
+
+def test_the_agent_kind_is_measured_by_the_agent(model_path, request, tmp_path):
+    """The contract's agent case really goes through the server (not a local fallback)."""
+    with make_profiler(_device("agent", request, tmp_path)) as profiler:
+        m = profiler.measure(model_path)
+    assert m.settings["profiler"] == "agent" and m.device["url"] == request.getfixturevalue("agent_url")
