@@ -42,6 +42,7 @@ def synthetic_study(src_run: Path, out_dir: Path, n_trials: int = 200, name: str
     """
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a script owns its process: no "A new study created" lines
     src = json.loads((src_run / "run.json").read_text())
     study = optuna.load_study(study_name=src["study_name"], storage=src["storage"])
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

@@ -8,6 +8,7 @@ from typing import Iterable
 import optuna
 from tqdm import tqdm
 
+from ..metrics import metric_direction
 from .outputs import feasible
 
 __all__ = ["ProgressBar"]
@@ -29,21 +30,26 @@ class ProgressBar:
     def __init__(self, total: int, done: int, enabled: bool = True, trials: Iterable[optuna.trial.FrozenTrial] = ()) -> None:
         self.bar = tqdm(total=total, initial=done, unit="trial", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
         self.best: tuple[float, float] | None = None
+        self.shown: tuple[float, float] | None = None  # the best trial's (accuracy, latency_ms)
         for t in trials:
             self._consider(t)
 
     def _consider(self, t: optuna.trial.FrozenTrial) -> None:
         m = t.user_attrs.get("metrics", {})
         if t.state == optuna.trial.TrialState.COMPLETE and feasible(t) and "accuracy" in m:
-            key = (m["accuracy"]["value"], -m["latency_ms"]["value"])
+            # the most accurate; ties go to the better latency, better as the metric table says
+            sign = {"maximize": 1.0, "minimize": -1.0}
+            key = (sign[metric_direction("accuracy")] * m["accuracy"]["value"],
+                   sign[metric_direction("latency_ms")] * m["latency_ms"]["value"])
             self.best = max(self.best or key, key)
+            self.shown = (m["accuracy"]["value"], m["latency_ms"]["value"]) if key == self.best else self.shown
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == optuna.trial.TrialState.FAIL:
             self.bar.write(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the storage')}")
         self._consider(trial)
         if self.best:
-            self.bar.set_postfix_str(f"best acc {self.best[0]:.4f} @ {-self.best[1]:.3f} ms (measured)")
+            self.bar.set_postfix_str(f"best acc {self.shown[0]:.4f} @ {self.shown[1]:.3f} ms (measured)")
         self.bar.update(1)
 
     def close(self) -> None:
