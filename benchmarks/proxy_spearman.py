@@ -7,7 +7,8 @@ so this benchmark builds ``--plans`` int8 plans of the task's discovered space (
 ratio per channel group, plus the ``--uniform`` ratios), and for each one:
 
 * proxy: ``build_artifact`` with the study's build settings, ``evaluate_onnx`` on the task's
-  eval (validation) split, exactly what a trial records;
+  eval (validation) split, exactly what a trial records (when the build fine-tunes, the
+  adaptive-BN proxy alone, ``finetune_steps: 0``, is scored and correlated too);
 * recovered: the same pruned model recovered for ``--epochs`` (``build_recovered``, the
   function ``export --finetune`` runs), re-packaged and evaluated the same way.
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from scipy.stats import spearmanr
 
-    from autoprune.compress.build import build_recovered
+    from autoprune.compress.build import build_artifact, build_recovered
     from autoprune.evaluate import evaluate_onnx
     from autoprune.export import recovery_settings
     from autoprune.profile.local import host_info
@@ -153,13 +154,18 @@ def main(argv: list[str] | None = None) -> int:
         with torch_threads(threads):
             rb = build_recovered(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, config.build, recovery, recovery_task)
         proxy = evaluate_onnx(rb.unrecovered.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
+        bn_only = None  # with fine-tuning in the build, also the adaptive-BN proxy alone: which lever did what
+        if config.build.finetune_steps:
+            with torch_threads(threads):
+                a = build_artifact(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, dataclasses.replace(config.build, finetune_steps=0))
+            bn_only = evaluate_onnx(a.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
         recovered = evaluate_onnx(rb.recovered.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
         tests = [measure_test_accuracy(ctx.task, a.onnx_bytes, data=test).value for a in (rb.unrecovered, rb.recovered)] if test else None
         macs = rb.unrecovered.macs
-        rows.append((proxy, recovered, tests))
+        rows.append((proxy, recovered, tests, bn_only))
         ratios = [plan.ratio(g.name) for g in ctx.space.groups if g.max_ratio > 0]
         line = (f"plan {i:2d} {label:12s} mean ratio {np.mean(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}), {macs / 1e6:.2f} MMACs: "
-                f"proxy {proxy:.4f} -> recovered {recovered:.4f}")
+                f"proxy {proxy:.4f}" + (f" (adaptive BN alone {bn_only:.4f})" if bn_only is not None else "") + f" -> recovered {recovered:.4f}")
         if tests:
             line += f"; test {tests[0]:.4f} -> {tests[1]:.4f}"
         line += f" ({time.perf_counter() - t0:.1f} s, recovery {rb.seconds:.1f} s, losses {', '.join(f'{v:.3f}' for v in rb.losses)})"
@@ -205,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{lab} {a:.4f}/{b:.4f}" for lab, a, b in repeats)
             + f"; one recovery's standard deviation {100 * noise_sd:.2f} points (scored on the same images), "
             f"{100 * share:.0f} % of the plans' spread: it caps a correlation near {np.sqrt(max(0.0, 1 - share)):.2f} (estimated)")
+    if config.build.finetune_steps and len(rows) > 1:
+        rho_bn, _ = spearmanr([r[3] for r in rows], recovered)
+        footer.append(f"Spearman rho (adaptive BN alone, finetune_steps 0, vs the same recovered) = {rho_bn:.3f}")
     if test is not None and len(rows) > 1:
-        rho_t, _ = spearmanr(proxy, [t[1] for _, _, t in rows])
+        rho_t, _ = spearmanr(proxy, [r[2][1] for r in rows])
         footer.append(f"Spearman rho (proxy vs recovered test accuracy, test split never used to select) = {rho_t:.3f}")
     met = bool(rho >= GOAL) and len(rows) >= 20
     why = "" if len(rows) >= 20 else f" (needs >= 20 plans, ran {len(rows)})"
