@@ -6,7 +6,7 @@ A device profile is a versioned YAML file in ``device_profiles/``::
     name: local-cpu
     description: this machine's CPU through onnxruntime
     profiler:            # how latency is measured
-      kind: local        # local | agent | module.path:factory (see PROFILERS)
+      kind: local        # local | agent | bitserial | mcu | module.path:factory (see PROFILERS)
       threads: 1
       warmup: 20
       repetitions: 200
@@ -18,7 +18,9 @@ A device profile is a versioned YAML file in ``device_profiles/``::
       source: "..."      # where the figure comes from
 
 An ``agent:`` section (urls, token source, timeouts) is read when ``profiler.kind`` is
-``agent``; see :mod:`autoprune.profile`.
+``agent``; see :mod:`autoprune.profile`. The modelled kinds ``bitserial`` and ``mcu`` compute
+latency and energy from the artifact's graph instead of timing it, with the parameters (and
+their sources) in a ``target:`` section; see :mod:`autoprune.costmodel.targets`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ._schema import Reader, atomic_write_text, load_yaml
 from .exceptions import ConfigError
 from .registry import Registry
 
-__all__ = ["DeviceProfile", "ProfilerSettings", "AgentSettings", "load_device_profile", "PROFILE_DIRS", "PROFILERS"]
+__all__ = ["DeviceProfile", "ProfilerSettings", "AgentSettings", "Limit", "load_device_profile", "PROFILE_DIRS", "PROFILERS"]
 
 PROFILE_VERSION = 1
 SUPPORTED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
@@ -45,6 +47,9 @@ SUPPORTED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 PROFILERS = Registry("profiler.kind", "profiler kind", returns="autoprune.profile.base:Profiler")
 PROFILERS.register("local", "autoprune.profile.local:LocalProfiler")
 PROFILERS.register("agent", "autoprune.profile.agent:AgentProfiler")
+# Modelled targets: latency and energy computed from the graph, parameters in ``target:``.
+PROFILERS.register("bitserial", "autoprune.costmodel.profiler:ModelledProfiler")
+PROFILERS.register("mcu", "autoprune.costmodel.profiler:ModelledProfiler")
 
 # Where a profile given by name is looked for, in order.
 PROFILE_DIRS = (
@@ -79,6 +84,38 @@ class AgentSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class Limit:
+    """A hard limit of the device: how much of a resource a model needs against what the device has.
+
+    Args:
+        name: The resource, as a constraint name (``flash_kb``, ``sram_kb``).
+        needed: What the model needs.
+        capacity: What the device has.
+        unit: Unit of both.
+        what: What is held there, for the reason (``"weights and constants in flash"``).
+    """
+
+    name: str
+    needed: float
+    capacity: float
+    unit: str = "kB"
+    what: str = ""
+
+    @property
+    def excess(self) -> float:
+        """``needed - capacity``: the model fits when it is <= 0 (Optuna's constraint convention)."""
+        return self.needed - self.capacity
+
+    def reason(self) -> str:
+        """One line, e.g. ``"flash_kb: weights and constants in flash 1100.2 kB exceeds the device's 1024 kB"``."""
+        verdict = "exceeds" if self.excess > 0 else "fits in"
+        return f"{self.name}: {self.what or self.name} {self.needed:.1f} {self.unit} {verdict} the device's {self.capacity:g} {self.unit}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class DeviceProfile:
     """A target device: how to measure on it, which bit-widths it runs, its power figure."""
 
@@ -89,6 +126,7 @@ class DeviceProfile:
     power_watts: float | None = None
     power_source: str = ""
     agent: AgentSettings | None = None
+    target: Any = None  # a modelled target's parameters (autoprune.costmodel.targets), for kinds bitserial and mcu
     version: int = PROFILE_VERSION
     path: str = dataclasses.field(default="", compare=False)
 
@@ -136,6 +174,10 @@ class DeviceProfile:
                 backoff_s=a.float("backoff_s", 0.5, lo=0.0, hi=60.0),
             )
             a.finish()
+        # Light; imported here because it imports Limit from this module.
+        from .costmodel.targets import TARGETS, read_target
+
+        target = read_target(r, profiler.kind) if r.has("target") or profiler.kind in TARGETS else None
         r.finish()
         return cls(
             name=name,
@@ -145,6 +187,7 @@ class DeviceProfile:
             power_watts=watts,
             power_source=str(source or ""),
             agent=agent,
+            target=target,
             version=version,
             path=label,
         )
@@ -162,6 +205,8 @@ class DeviceProfile:
             a = dataclasses.asdict(self.agent)
             a["urls"] = list(a["urls"])
             d["agent"] = {k: v for k, v in a.items() if v is not None}
+        if self.target is not None:
+            d["target"] = self.target.to_dict()
         return d
 
     def save(self, path: str | os.PathLike) -> None:

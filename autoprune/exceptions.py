@@ -14,6 +14,8 @@ __all__ = [
     "ProfilerError",
     "AgentUnreachableError",
     "ExportError",
+    "StorageError",
+    "StudyMismatchError",
 ]
 
 
@@ -61,3 +63,11 @@ class AgentUnreachableError(ProfilerError):
 
 class ExportError(AutopruneError):
     """Exporting a trial failed (unknown trial, nothing matches the pick, artifact mismatch)."""
+
+
+class StorageError(AutopruneError):
+    """The study's Optuna storage could not be reached (after retries) or its URL is not one Optuna opens."""
+
+
+class StudyMismatchError(ConfigError):
+    """A worker joining a study has another base model, device profile or CPU than the study records."""

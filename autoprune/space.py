@@ -17,6 +17,9 @@ import torch_pruning as tp
 from torch import nn
 
 from .exceptions import ConfigError, PlanError
+from .heads import head_size
+from .inputs import Inputs, call, check_inputs
+from .macs import layer_macs
 from .plan import LayerPlan, Plan
 from .support import check_supported, matches
 
@@ -30,9 +33,11 @@ QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 class ChannelGroup:
     """Output channels of ``name`` and everything coupled to them, pruned together.
 
-    ``step`` > 1 means channels go in whole blocks of ``step`` (attention heads of
-    ``head_dim`` channels, found from the ``head_dim`` attribute of the module holding the
-    q/k/v/o linears); at least one block is kept.
+    ``step`` > 1 means channels go in whole blocks of ``step`` (attention heads, their size
+    found by :func:`autoprune.heads.head_size` from the module holding the q/k/v linears:
+    ``head_dim``, ``attention_head_size``, or a head count such as ``num_attention_heads``);
+    at least one block is kept. ``attention`` names those modules: pruning updates their
+    head counts (:func:`autoprune.heads.set_heads`) so that their forward still runs.
 
     ``groups`` > 1 means a grouped convolution (ResNeXt, RegNet) or GroupNorm splits the
     channels into ``groups`` equal slices: every slice loses the same positions, as
@@ -47,6 +52,7 @@ class ChannelGroup:
     max_ratio: float
     step: int = 1
     groups: int = 1
+    attention: tuple[str, ...] = ()
 
     def kept(self, ratio: float, round_to: int) -> int:
         """Channels this group keeps at ``ratio`` (see :func:`keep_channels`)."""
@@ -203,31 +209,7 @@ class SearchSpace:
         }
 
 
-def layer_macs(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
-    """Multiply-accumulates of each conv / linear module for one forward pass of ``example_input``."""
-    macs: dict[str, int] = {}
-    hooks = []
-    for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            def hook(mod, inp, out, name=name):
-                k = int(torch.tensor(mod.kernel_size).prod())
-                macs[name] = macs.get(name, 0) + out.numel() * (mod.in_channels // mod.groups) * k
-        elif isinstance(m, nn.Linear):
-            def hook(mod, inp, out, name=name):
-                macs[name] = macs.get(name, 0) + out.numel() * mod.in_features
-        else:
-            continue
-        hooks.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
-    return macs
-
-
-def output_layers(model: nn.Module, example_input: torch.Tensor) -> set[str]:
+def output_layers(model: nn.Module, example_input: Inputs) -> set[str]:
     """Conv/linear modules whose output reaches the model's output through parameter-free ops only.
 
     Their output channels are the model's outputs (class logits, decoder channels), so
@@ -244,7 +226,7 @@ def output_layers(model: nn.Module, example_input: torch.Tensor) -> set[str]:
     hooks = [m.register_forward_hook(record(name)) for name, m in model.named_modules() if isinstance(m, PRUNABLE_ROOTS)]
     try:
         with torch.enable_grad():
-            out = model(example_input)
+            out = call(model, example_input)
     finally:
         for h in hooks:
             h.remove()
@@ -269,11 +251,17 @@ def _slices(DG: tp.DependencyGraph, group: Any) -> int:
     slices, so every slice must lose the same positions (Torch-Pruning's ``BasePruner``
     reads the counts from each layer's pruner the same way). Depthwise convolutions
     (one channel per group) shrink their group count instead and impose nothing. Layers with
-    different counts are all satisfied by their least common multiple.
+    different counts are all satisfied by their least common multiple. An
+    ``nn.MultiheadAttention`` prunes its width (Torch-Pruning's pruner shrinks ``head_dim``,
+    keeping ``num_heads``) and splits it into ``num_heads`` slices: each head loses the same
+    positions, so no channel moves to another head.
     """
     counts = [1]
     for dep, _ in group:
         mod = dep.target.module
+        if isinstance(mod, nn.MultiheadAttention):
+            counts.append(mod.num_heads)
+            continue
         pruner = DG.get_pruner_of_module(mod) if isinstance(mod, nn.Module) else None
         if pruner is None or (isinstance(mod, tp.ops.TORCH_CONV) and mod.groups == mod.out_channels):
             continue
@@ -282,15 +270,9 @@ def _slices(DG: tp.DependencyGraph, group: Any) -> int:
     return math.lcm(*counts)
 
 
-def _head_dim(model: nn.Module, path: str) -> int:
-    """``head_dim`` attribute of module ``path`` (an attention block), else 1."""
-    value = getattr(model.get_submodule(path), "head_dim", 1)
-    return value if isinstance(value, int) and value > 0 else 1
-
-
 def discover(
     model: nn.Module,
-    example_input: torch.Tensor,
+    example_input: Inputs,
     *,
     max_ratio: float = 0.75,
     ratio_step: float = 0.05,
@@ -302,7 +284,8 @@ def discover(
 
     Args:
         model: The dense model (not modified).
-        example_input: An input of batch size 1.
+        example_input: An input of batch size 1: a tensor, or a dict of tensors passed as keyword
+            arguments (``input_ids``, ``attention_mask``, ...).
         max_ratio: Largest pruning ratio offered for any group, in [0, 0.95].
         ratio_step: Granularity of the ratio parameters.
         round_to: Kept channel counts are multiples of this.
@@ -322,6 +305,7 @@ def discover(
     bits = tuple(sorted(set(bits)))
     if 32 not in bits:
         raise ConfigError(f"discover: bits must include 32, got {list(bits)}")
+    example_input = check_inputs(example_input, "discover: example_input")
     model = model.eval()
     frozen = check_supported(model, exclude)
     names = {m: n for n, m in model.named_modules()}
@@ -362,27 +346,30 @@ def discover(
             excluded.append(Excluded(names[root], "prune", f"coupled to {touched[0] or 'the root module'}: {frozen[touched[0]]}"))
             continue
         # Attention heads: the group cuts the outputs of two or more linears (q/k/v) of a
-        # module that declares head_dim; the residual stream cuts only one (o) per module.
-        step = max([_head_dim(model, p) for p, outs in heads.items() if len(outs) >= 2] or [1])
+        # module that declares a head size or count; the residual stream cuts only one (o) per module.
         share = sum(macs.get(n, 0) for n in members) / total
         channels = int(DG.get_out_channels(root))
+        sizes = {p: head_size(model.get_submodule(p), channels) for p, outs in heads.items() if len(outs) >= 2}
+        attention = tuple(p for p, size in sizes.items() if size > 1)
+        step = math.lcm(1, *sizes.values())
         slices = _slices(DG, group)
         if slices > 1 and (channels % slices or channels // slices % step or channels // slices < 2 * step):
             excluded.append(Excluded(names[root], "prune", f"its {channels} channels feed grouped layers in {slices} "
                                      "groups: too few per group to remove any while keeping the groups equal"))
             continue
-        groups.append(ChannelGroup(names[root], type(root).__name__.lower(), channels, tuple(members), share, max_ratio, step, slices))
+        groups.append(ChannelGroup(names[root], type(root).__name__.lower(), channels, tuple(members), share, max_ratio, step, slices,
+                                   attention))
 
     order = {n: i for i, n in enumerate(names.values())}
     groups.sort(key=lambda g: order[g.name])
     layers, q_excluded = [], []
-    fused = [n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
     for name, m in model.named_modules():
+        if isinstance(m, nn.MultiheadAttention) and not matches(name, exclude):
+            q_excluded.append(Excluded(name, "quantize", "its fused q/k/v projection (in_proj_weight) stays fp32; "
+                                       "its out_proj is a layer of its own"))
         if isinstance(m, QUANTIZABLE):
             if matches(name, exclude):
                 q_excluded.append(Excluded(name, "quantize", "excluded by configuration"))
-            elif any(name.startswith(f + ".") for f in fused):
-                q_excluded.append(Excluded(name, "quantize", "inside nn.MultiheadAttention, exported as fused ops"))
             else:
                 layers.append(QuantLayer(name, type(m).__name__.lower(), macs.get(name, 0) / total, bits))
     return SearchSpace(tuple(groups), tuple(layers), tuple(excluded + q_excluded), int(total), ratio_step, round_to)

@@ -33,11 +33,9 @@ PRUNABLE_TYPES: tuple[type, ...] = (
 )
 
 # Supported by torch-pruning, but channel groups touching them are left unpruned, with this reason.
+# (nn.MultiheadAttention is not among them: its width prunes with every head losing the same
+# positions, see autoprune.space._slices.)
 KEEP_WHOLE: dict[type, str] = {
-    nn.MultiheadAttention: (
-        "nn.MultiheadAttention keeps its width (its heads are fused weights); write attention with separate "
-        "q/k/v/o nn.Linear and a head_dim attribute to prune whole heads (see autoprune.zoo.transformer)"
-    ),
     nn.LSTM: "nn.LSTM keeps its width (its gates are fused weights)",
 }
 

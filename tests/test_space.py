@@ -94,15 +94,15 @@ def test_excluding_a_parent_covers_the_custom_module_inside():
     assert "0.conv1" not in {g.name for g in space.groups}
 
 
-def test_multihead_attention_is_kept_whole_with_the_reason():
+def test_multihead_attention_prunes_its_width_in_equal_slices_per_head():
+    # (tests/compress/test_mha.py checks that every head keeps the same positions)
     model = WithMHA().eval()
     space = discover(model, X_SEQ)
-    assert [g.name for g in space.groups] == ["fc1"]
-    reasons = {e.name: e.reason for e in space.excluded}
-    assert "nn.MultiheadAttention keeps its width" in reasons["mha"] and "head_dim" in reasons["mha"]
-    assert "coupled to mha" in reasons["proj"]
-    assert "mha.out_proj" not in {q.name for q in space.layers}
+    assert [g.name for g in space.groups] == ["proj", "fc1"]
+    assert space.group("proj").groups == 2 and "mha" in space.group("proj").members
+    assert "mha.out_proj" in {q.name for q in space.layers}
     small = autoprune.compress.prune(model, space.plan_from_params(space.params_for(0.5, 32)), X_SEQ, space=space)
+    assert (small.mha.embed_dim, small.mha.num_heads, small.mha.head_dim) == (8, 2, 4)
     assert small.fc1.out_features == 16 and small(X_SEQ).shape == (1, 4)
 
 

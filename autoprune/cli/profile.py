@@ -56,8 +56,30 @@ def rounds_summary(rounds: list) -> dict:
     return {"latency_ms": round_latency(rounds).to_dict(), "round_medians_ms": [round(m.latency_ms.value, 6) for m in rounds]}
 
 
+def _format_modelled(model: str, m) -> list[tuple[str, str]]:
+    """Rows of a modelled measurement: nothing was run, so no runs, spread or onnxruntime."""
+    g = m.device.get("graph", {})
+    rows = [
+        ("model", model),
+        ("device", f"{m.device.get('name', '?')} via {m.settings.get('profiler', '?')} profiler (modelled: nothing is run)"),
+        ("latency", f"{m.latency_ms.value:.4g} ms (modelled: {m.latency_ms.how})"),
+        ("energy", f"{m.energy_mj.value:.4g} mJ per inference (modelled: {m.energy_mj.how})" if m.energy_mj else "none"),
+        ("MACs", f"{g.get('macs', 0):,} (counted from the graph's shapes)"),
+        ("constants", f"{sum(g.get('weight_bytes_by_bits', {}).values()) + g.get('other_constant_bytes', 0):,} bytes "
+                      f"(weights by bits {g.get('weight_bytes_by_bits', {})}, counted from the graph)"),
+        ("peak activations", f"{g.get('peak_activation_bytes', 0):,} bytes at node {g.get('peak_node') or '-'} (liveness walk over the graph)"),
+    ]
+    for lim in m.limits:
+        rows.append((lim.name, ("REFUSED: " if lim.excess > 0 else "fits: ") + lim.reason()))
+    return rows
+
+
 def format_measurement(model: str, m, last_of: int = 1) -> str:
     """The measurement as aligned lines; each number carries ``(source: how)``; ``last_of`` > 1: it is the last of that many rounds."""
+    if m.latency_ms.source == "modelled":
+        rows = _format_modelled(model, m)
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
     lat = m.latency
     how = m.latency_ms.how
     rows = [
@@ -102,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 raise ProfilerError(failed["model"])
             rounds = measured["model"]
     m = rounds[-1]
-    summary = rounds_summary(rounds) if len(rounds) > 1 else None
+    # A model gives the same number every round: nothing to summarise.
+    summary = rounds_summary(rounds) if len(rounds) > 1 and m.latency_ms.source != "modelled" else None
     if args.json:
         doc = {"model": args.model, "device_profile": device.name, **m.to_dict()}
         if summary:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 __all__ = ["register"]
 
@@ -17,6 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study", help="study YAML file (see studies/quickstart.yaml)")
     p.add_argument("--out", help="run directory (default: runs/<study name>)")
     p.add_argument("--n-trials", type=int, help="override search.n_trials (total trials in the study)")
+    p.add_argument("--storage", metavar="URL", help="Optuna storage, overriding the YAML's storage: (postgresql://..., "
+                   "redis://... for the journal storage); every process given the same URL and study joins one study")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes on this machine (default 1); more than 1 needs --storage (not SQLite)")
+    p.add_argument("--heartbeat", type=int, default=None, metavar="S",
+                   help="Optuna heartbeat interval in seconds (default 30); a killed worker's trial is retried after 3 missed beats")
     p.add_argument("--json", action="store_true", help="print the front as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -24,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_study_config
-    from ..exceptions import ConfigError
+    from ..exceptions import AutopruneError, ConfigError
     from ..metrics import metric_names
-    from ..study import run_study
+    from ..study import run_study, write_outputs
     from ._output import print_front, print_json
 
     config = load_study_config(args.study)
@@ -34,7 +43,26 @@ def run(args: argparse.Namespace) -> int:
         if args.n_trials < 1:
             raise ConfigError(f"--n-trials must be >= 1, got {args.n_trials}")
         config = dataclasses.replace(config, search=dataclasses.replace(config.search, n_trials=args.n_trials))
-    result = run_study(config, args.out, progress=not args.quiet and not args.json)
+    url = args.storage or config.storage
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1 and (url is None or url.startswith("sqlite:")):
+        raise ConfigError(f"--workers {args.workers} needs --storage with parallel writers (postgresql://..., redis://...): "
+                          "SQLite locks the whole database on every write")
+    heartbeat = {} if args.heartbeat is None else {"heartbeat_s": args.heartbeat}
+    if args.heartbeat is not None and args.heartbeat < 1:
+        raise ConfigError(f"--heartbeat must be >= 1 s, got {args.heartbeat}")
+    out = Path(args.out) if args.out else Path("runs") / config.name
+    children = _start_workers(args, url, out) if args.workers > 1 else []
+    try:
+        result = run_study(config, out, progress=not args.quiet and not args.json, storage=args.storage, **heartbeat)
+    finally:
+        codes = [c.wait() for c in children]
+    failed = [f"worker {i + 1} exited with code {c}" for i, c in enumerate(codes) if c != 0]
+    if failed:
+        raise AutopruneError(f"{'; '.join(failed)} (its error is above); rerun the same command to resume")
+    if children:  # the last of them may have ended the search and confirmed the front after this one
+        result = dataclasses.replace(result, front=write_outputs(result.study, result.out_dir, list(config.objectives)))
     front = result.front
     if args.json:
         print_json({"run_dir": str(result.out_dir), **front})
@@ -57,3 +85,18 @@ def run(args: argparse.Namespace) -> int:
         budget = math.ceil(values[len(values) // 2] * 1000) / 1000
         print(f"export one:    autoprune export {result.out_dir} --pick \"max accuracy where {cost} <= {budget:g}\"")
     return 0
+
+
+def _start_workers(args: argparse.Namespace, url: str, out: Path) -> list[subprocess.Popen]:
+    """Start ``--workers`` - 1 more processes on the same study; this one is the last worker.
+
+    Each writes its own files under ``<run dir>/workers/<n>``; this process writes the run
+    directory's from the storage once the search (and confirmation) are over.
+    """
+    argv = [sys.executable, "-m", "autoprune", "run", args.study, "--storage", url, "--quiet"]
+    if args.n_trials is not None:
+        argv += ["--n-trials", str(args.n_trials)]
+    if args.heartbeat is not None:
+        argv += ["--heartbeat", str(args.heartbeat)]
+    return [subprocess.Popen([*argv, "--out", str(out / "workers" / str(i + 1))], stdout=subprocess.DEVNULL)
+            for i in range(args.workers - 1)]

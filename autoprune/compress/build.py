@@ -3,7 +3,9 @@
 onnxruntime runs 8, 16 and 32 bits here. A layer planned below 8 bits (for a target that
 runs it) is built as int8 QDQ, the closest runnable artifact: the *int8 stand-in*. The
 artifact records those layers in :attr:`Artifact.standin_bits` so that the study measures
-latency on the stand-in (and says so) and simulates accuracy in torch.
+latency on the stand-in (and says so) and simulates accuracy in torch; the artifact's
+metadata carries their planned weight and activation bits (:mod:`autoprune.costmodel.planned`),
+so that a modelled target costs them at those bits.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from typing import Any
 
 import torch
 
+from ..costmodel.planned import record_planned_bits
 from ..exceptions import CandidateError, UnsupportedLayerError
+from ..inputs import call, rows
 from ..plan import LayerPlan, Plan
 from ..space import SearchSpace, layer_macs
-from .onnx_export import export_onnx
+from .check import output_tensors
+from .onnx_export import export_onnx, take_layer_nodes
 from .prune import prune_copy
 from .quantize import Calibration
 from .recover import RecoverySettings, finetune, recalibrate_bn, recover
@@ -141,8 +146,8 @@ def artifact_from_model(pruned: PrunedModel, plan: Plan, space: SearchSpace, tas
         t["sparsify"] = time.perf_counter() - t0
 
     with torch.no_grad():
-        out = work(torch.from_numpy(X[:8]))
-    if not torch.isfinite(out).all():
+        out = output_tensors(call(work, rows(X, slice(0, 8))))
+    if not all(torch.isfinite(t).all() for t in out if t.is_floating_point()):
         raise CandidateError("pruned model produces non-finite outputs (NaN/inf)")
     macs = sum(layer_macs(work, example_input).values())
 
@@ -154,7 +159,10 @@ def artifact_from_model(pruned: PrunedModel, plan: Plan, space: SearchSpace, tas
     calib = Calibration(settings.calibration_inputs(X), settings.calibration, settings.calibration_percentile)
     standin = {name: b for name, b in bits.items() if b not in RUNNABLE_BITS}
     qplan, qspace = int8_standin(space, bits) if standin else (plan, space)
+    layer_nodes = take_layer_nodes(proto)[0] if standin else {}
     proto = quantize_onnx(proto, qplan, qspace, calib if any(b <= 8 for b in bits.values()) else None)
+    # The stand-in's planned bits travel in its metadata, for targets that run them (autoprune.costmodel).
+    record_planned_bits(proto, layer_nodes, standin, settings.activation_bits)
     t["quantize"] = time.perf_counter() - t0
 
     data = proto.SerializeToString()

@@ -14,7 +14,9 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-__all__ = ["output_shapes", "forward_failure"]
+from ..inputs import call
+
+__all__ = ["output_shapes", "output_tensors", "forward_failure"]
 
 
 @contextlib.contextmanager
@@ -41,10 +43,21 @@ def _shapes(out: Any) -> Any:
     return type(out).__name__
 
 
+def output_tensors(out: Any) -> list[torch.Tensor]:
+    """Every tensor in a model's output (a tensor, tuples, lists, dicts, Hugging Face outputs), in order."""
+    if torch.is_tensor(out):
+        return [out]
+    if isinstance(out, Mapping):
+        return [t for v in out.values() for t in output_tensors(v)]
+    if isinstance(out, (list, tuple)):
+        return [t for v in out for t in output_tensors(v)]
+    return []
+
+
 def output_shapes(model: nn.Module, example_input: Any) -> Any:
     """Shapes of ``model(example_input)``'s outputs, in eval mode (the model's modes are restored)."""
     with _inference(model):
-        return _shapes(model(example_input))
+        return _shapes(call(model, example_input))
 
 
 def _failing_module(model: nn.Module, example_input: Any) -> str | None:
@@ -61,7 +74,7 @@ def _failing_module(model: nn.Module, example_input: Any) -> str | None:
         hooks += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave)]
     try:
         with _inference(model):
-            model(example_input)
+            call(model, example_input)
     except Exception:
         return running[-1] if running else None
     finally:

@@ -8,6 +8,7 @@ here, not in :mod:`autoprune.compress.build` (the stages), so that no function s
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from .._schema import atomic_write_bytes
+from ..inputs import Data, to_numpy
 from ..plan import Plan
 from ..space import SearchSpace, discover
 from ..tasks.base import Task
@@ -34,13 +36,16 @@ class TrainingData:
     """Training inputs (and labels) in place of a task: what a build reads from one.
 
     Args:
-        X: Training inputs, ``(N, ...)``: BatchNorm re-estimation and activation calibration.
+        X: Training inputs, ``(N, ...)``, or a dict of them keyed by the forward's argument
+            names (``input_ids``, ``attention_mask``): BatchNorm re-estimation and activation
+            calibration. Each keeps its dtype (token ids stay int64).
         y: Labels, needed only for fine-tuning (``BuildSettings.finetune_steps``), with the
             default task loss (cross-entropy).
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray | None = None) -> None:
-        self.X, self.y = np.asarray(X), None if y is None else np.asarray(y)
+    def __init__(self, X: Data, y: np.ndarray | None = None) -> None:
+        self.X = {k: np.asarray(v) for k, v in X.items()} if isinstance(X, Mapping) else np.asarray(X)
+        self.y = None if y is None else np.asarray(y)
 
     def train_data(self) -> tuple[np.ndarray, np.ndarray | None]:
         return self.X, self.y
@@ -94,7 +99,9 @@ def build(model: nn.Module, plan: Plan, data: Any, example_input: torch.Tensor, 
         plan: Per-layer ratios and bit-widths.
         data: The task (its ``train_data()``, and ``loss()`` for fine-tuning), or training
             data ``(X, y)`` (or ``X`` alone when not fine-tuning).
-        example_input: An input of batch size 1.
+        example_input: An input of batch size 1: a tensor, or a dict of tensors passed as
+            keyword arguments (e.g. a tokenizer's ``input_ids`` and ``attention_mask``); then
+            the training data is a dict of arrays with the same keys.
         settings: How to build; default: the plan's ``meta.study_config.build``, else
             ``BuildSettings()``.
         space: The search space the plan was made in (its channel rounding and exclusions
@@ -170,7 +177,7 @@ def to_onnx(model: nn.Module, plan: Plan, example_input: torch.Tensor, path: str
     bits = check_runnable(space.resolve_bits(plan))
     if calibration_data is None and 8 in bits.values():
         raise ValueError("calibration_data is required to quantize layers to 8 bits")
-    X = calibration_data if calibration_data is not None else example_input.detach().numpy()
+    X = calibration_data if calibration_data is not None else to_numpy(example_input)
     stage = PrunedModel(model.eval(), {}, {})
     artifact = artifact_from_model(stage, plan, space, TrainingData(X), example_input, settings or BuildSettings())
     atomic_write_bytes(path, artifact.onnx_bytes)

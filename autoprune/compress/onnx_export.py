@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import onnx
@@ -22,11 +23,11 @@ from onnx import numpy_helper
 from torch import nn
 
 from ..exceptions import CandidateError
+from ..inputs import INPUT_NAME, Inputs, input_names
 
 __all__ = ["export_onnx", "layer_nodes", "take_layer_nodes", "OPSET", "INPUT_NAME", "OUTPUT_NAME", "LAYER_NODES_KEY", "WEIGHTED_OPS"]
 
 OPSET = 17
-INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 WEIGHTED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
@@ -34,8 +35,12 @@ WEIGHTED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.Conv
 LAYER_NODES_KEY = "autoprune.layer_nodes"
 
 
-def export_onnx(model: nn.Module, example_input: torch.Tensor) -> onnx.ModelProto:
+def export_onnx(model: nn.Module, example_input: Inputs) -> onnx.ModelProto:
     """The model as ONNX (opset 17, dynamic batch axis), eval mode, BatchNorm folded into convs.
+
+    One tensor exports as the input :data:`INPUT_NAME`; a dict of tensors (keyword arguments,
+    e.g. ``input_ids`` and ``attention_mask``) as one input per key, named by it, each with its
+    own dtype.
 
     Uses the TorchScript-based exporter: it is deterministic and an order of magnitude
     faster than the torch.export-based one for the small graphs searched here. The graph's
@@ -43,13 +48,15 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor) -> onnx.ModelProt
     """
     buf = io.BytesIO()
     model = model.eval()
+    names = input_names(example_input)
+    args, kwargs = ((), dict(example_input)) if isinstance(example_input, Mapping) else ((example_input,), None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (example_input,), buf, dynamo=False, opset_version=OPSET,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                model, args, buf, kwargs=kwargs, dynamo=False, opset_version=OPSET,
+                input_names=names, output_names=[OUTPUT_NAME],
+                dynamic_axes={name: {0: "batch"} for name in [*names, OUTPUT_NAME]},
                 do_constant_folding=True,
             )
     except Exception as e:  # the exporter raises many types

@@ -16,6 +16,7 @@ import torch_pruning as tp
 from torch import nn
 
 from ..exceptions import UnsupportedLayerError
+from ..heads import head_size, set_heads
 from ..space import SearchSpace, keep_channels
 from ..support import exclude_hint
 from .check import forward_failure, output_shapes
@@ -38,7 +39,8 @@ def prune_channels(
 
     Groups are pruned in the space's order; within a group the ``n`` lowest-scoring channels
     go (ties broken by index, so the same plan always removes the same channels). Groups
-    with ``step`` > 1 lose whole blocks (attention heads) ranked by summed scores. Groups
+    with ``step`` > 1 lose whole blocks (attention heads) ranked by summed scores, and the
+    attention modules they belong to get their new head count. Groups
     with ``groups`` > 1 (grouped convolutions) lose the same positions in every slice,
     ranked by their scores averaged over the slices, as Torch-Pruning's pruners do.
 
@@ -76,7 +78,10 @@ def _prune(model: nn.Module, ratios: dict[str, float], space: SearchSpace, examp
             scores = imp(full)
         if scores is None:  # the criterion found no weights to score (e.g. bn_scale without BN)
             scores = torch.zeros(channels)
+        sizes = {path: head_size(modules[path], channels) for path in g.attention}
         DG.get_pruning_group(root, pruner.prune_out_channels, _lowest(scores, n_prune, g.step, g.groups)).prune()
+        for path, size in sizes.items():  # forwards that reshape with a stored head count need the new one
+            set_heads(modules[path], channels - n_prune, size)
         done[name] = (channels, channels - n_prune)
     return done, forward_failure(model, example_input, expected) if done else None
 

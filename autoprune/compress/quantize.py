@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -24,24 +25,25 @@ from ..exceptions import CandidateError, ConfigError, PlanError
 from ..plan import Plan
 from ..space import SearchSpace
 from .fp16 import convert_fp16
-from .onnx_export import INPUT_NAME, WEIGHTED_OPS, take_layer_nodes
+from ..inputs import Data, count, take
+from .onnx_export import WEIGHTED_OPS, take_layer_nodes
 from .settings import CALIBRATION_METHODS
 
-__all__ = ["quantize_onnx", "check_runnable", "quantize_int8", "Calibration", "CALIBRATION_METHODS"]
+__all__ = ["quantize_onnx", "check_runnable", "quantize_int8", "input_dtypes", "Calibration", "CALIBRATION_METHODS"]
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Calibration:
     """Calibration inputs and how activation ranges are found from them.
 
     Args:
-        data: Calibration inputs, ``(N, ...)``.
+        data: Calibration inputs, ``(N, ...)``, or a dict of them keyed by the model's input names.
         method: ``"minmax"`` (the observed range) or ``"percentile"`` (onnxruntime's
             histogram percentile: ``(100 - percentile) / 2`` % of the values cut at each end,
             never past the observed min/max).
         percentile: The share of values kept inside the range, for ``percentile``.
     """
 
-    data: np.ndarray
+    data: Data
     method: str = "minmax"
     percentile: float = 99.99
 
@@ -60,33 +62,63 @@ class Calibration:
 
 
 class _Reader(CalibrationDataReader):
-    def __init__(self, X: np.ndarray, batch_size: int) -> None:
-        self._batches = [X[i : i + batch_size] for i in range(0, len(X), batch_size)]
+    """Calibration batches as onnxruntime feeds, each input cast to the graph's dtype for it."""
+
+    def __init__(self, data: Data, dtypes: dict[str, np.dtype], batch_size: int) -> None:
+        self._batches = [_feeds(take(data, slice(i, i + batch_size)), dtypes) for i in range(0, count(data), batch_size)]
         self._it = iter(self._batches)
 
     def get_next(self):
-        b = next(self._it, None)
-        return None if b is None else {INPUT_NAME: b}
+        return next(self._it, None)
 
     def rewind(self) -> None:
         self._it = iter(self._batches)
 
 
-def quantize_int8(proto: onnx.ModelProto, quantize_nodes: list[str], exclude_nodes: list[str], calibration: np.ndarray | Calibration) -> onnx.ModelProto:
+def input_dtypes(proto: onnx.ModelProto) -> dict[str, np.dtype]:
+    """The numpy dtype of each graph input: float32 for images and features, int64 for token ids and masks.
+
+    Calibration batches are cast to them, so the task's data reaches onnxruntime as the
+    exported model takes it (float64 arrays as float32, token ids as int64), never as float.
+    """
+    return {i.name: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)) for i in proto.graph.input}
+
+
+def _feeds(batch: Data, dtypes: dict[str, np.dtype]) -> dict[str, np.ndarray]:
+    """One batch (an array for a one-input graph, else a dict with every input) as feeds of the graph's dtypes."""
+    if not isinstance(batch, Mapping):
+        if len(dtypes) != 1:
+            raise ConfigError(f"calibration data is one array, but the model takes {len(dtypes)} inputs {list(dtypes)}: "
+                              "pass a dict of arrays keyed by them")
+        ((name, dtype),) = dtypes.items()
+        return {name: batch.astype(dtype, copy=False)}
+    missing = [name for name in dtypes if name not in batch]
+    if missing:
+        raise ConfigError(f"calibration data has no {missing[0]!r} (the model's inputs: {list(dtypes)}; given: {list(batch)})")
+    return {name: np.asarray(batch[name]).astype(dtype, copy=False) for name, dtype in dtypes.items()}
+
+
+def quantize_int8(proto: onnx.ModelProto, quantize_nodes: list[str], exclude_nodes: list[str], calibration: Data | Calibration) -> onnx.ModelProto:
     """Quantize ``quantize_nodes`` to int8 QDQ; ``exclude_nodes`` stay fp32.
 
     Args:
         proto: The fp32 model.
         quantize_nodes: Names of the weighted nodes to quantize.
         exclude_nodes: Names of weighted nodes to keep in fp32.
-        calibration: Calibration inputs, ``(N, ...)`` float32 (min-max ranges), or a
-            :class:`Calibration` saying how to find the ranges.
+        calibration: Calibration inputs, ``(N, ...)`` or a dict of them keyed by the graph's
+            input names (min-max ranges), or a :class:`Calibration` saying how to find the
+            ranges; each input is cast to the graph's dtype for it (:func:`input_dtypes`).
+
+    Raises:
+        ConfigError: the calibration data lacks one of the graph's inputs.
+        CandidateError: onnxruntime's quantizer failed.
     """
     if not quantize_nodes:
         return proto
     if not isinstance(calibration, Calibration):
-        calibration = Calibration(np.asarray(calibration))
+        calibration = Calibration(calibration if isinstance(calibration, Mapping) else np.asarray(calibration))
     method, extra_options = calibration.ort_options()
+    reader = _Reader(calibration.data, input_dtypes(proto), 64)  # raises ConfigError for data that does not fit
     with tempfile.TemporaryDirectory(prefix="autoprune-q-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(proto, src)
@@ -95,7 +127,7 @@ def quantize_int8(proto: onnx.ModelProto, quantize_nodes: list[str], exclude_nod
             # histogram calibrators print their progress.
             with quiet_root_logger(), discard_stdout():
                 quantize_static(
-                    str(src), str(dst), _Reader(calibration.data.astype(np.float32), 64),
+                    str(src), str(dst), reader,
                     quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
@@ -125,7 +157,7 @@ def check_runnable(bits: dict[str, int]) -> dict[str, int]:
 
 
 def quantize_onnx(proto: onnx.ModelProto, plan: Plan, space: SearchSpace,
-                  calibration: np.ndarray | Calibration | None) -> onnx.ModelProto:
+                  calibration: Data | Calibration | None) -> onnx.ModelProto:
     """Apply the plan's bit-widths to a graph from :func:`~autoprune.compress.onnx_export.export_onnx`:
     int8 QDQ where bits == 8, float16 where 16, fp32 where 32.
 

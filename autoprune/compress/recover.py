@@ -24,18 +24,19 @@ from torch import nn
 
 from .._scoped import torch_seeded
 from ..exceptions import ConfigError
+from ..inputs import Data, Inputs, call, count, rows
 
 __all__ = ["recalibrate_bn", "finetune", "recover", "RecoverySettings"]
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def _batches(X: np.ndarray, batch_size: int, n_batches: int, seed: int) -> list[torch.Tensor]:
-    order = np.random.default_rng(seed).permutation(len(X))
-    return [torch.from_numpy(X[order[i : i + batch_size]]) for i in range(0, min(len(X), batch_size * n_batches), batch_size)]
+def _batches(X: Data, batch_size: int, n_batches: int, seed: int) -> list[Inputs]:
+    order = np.random.default_rng(seed).permutation(count(X))
+    return [rows(X, order[i : i + batch_size]) for i in range(0, min(count(X), batch_size * n_batches), batch_size)]
 
 
-def recalibrate_bn(model: nn.Module, X: np.ndarray, batches: int = 8, batch_size: int = 64, seed: int = 0) -> int:
+def recalibrate_bn(model: nn.Module, X: Data, batches: int = 8, batch_size: int = 64, seed: int = 0) -> int:
     """Re-estimate every BatchNorm's running statistics on ``batches`` batches of ``X``.
 
     Only BatchNorm layers switch to training mode (dropout stays off); statistics are a plain
@@ -53,7 +54,7 @@ def recalibrate_bn(model: nn.Module, X: np.ndarray, batches: int = 8, batch_size
     try:
         with torch.no_grad():
             for xb in _batches(X, batch_size, batches, seed):
-                model(xb)
+                call(model, xb)
     finally:
         for m, mom in saved:
             m.momentum = mom
@@ -61,7 +62,7 @@ def recalibrate_bn(model: nn.Module, X: np.ndarray, batches: int = 8, batch_size
     return len(bns)
 
 
-def finetune(model: nn.Module, task, X: np.ndarray, y: np.ndarray, steps: int, lr: float, batch_size: int = 64, seed: int = 0) -> float:
+def finetune(model: nn.Module, task, X: Data, y: np.ndarray, steps: int, lr: float, batch_size: int = 64, seed: int = 0) -> float:
     """``steps`` of SGD with momentum on ``task.loss``; returns the mean loss of the last 10 steps.
 
     ``seed`` seeds the batches and the model's random ops (dropout): torch's global random
@@ -71,14 +72,14 @@ def finetune(model: nn.Module, task, X: np.ndarray, y: np.ndarray, steps: int, l
         return float("nan")
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    yt = torch.from_numpy(y)
     losses = []
     try:
         with torch_seeded(seed):
             model.train()
             for _ in range(steps):
-                idx = torch.randint(0, len(Xt), (batch_size,), generator=g)
-                loss = task.loss(model(Xt[idx]), yt[idx])
+                idx = torch.randint(0, len(yt), (batch_size,), generator=g)
+                loss = task.loss(call(model, rows(X, idx.numpy())), yt[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -187,7 +188,7 @@ def recover(model: nn.Module, task, epochs: int, lr: float, *, teacher: nn.Modul
         seed: Seeds shuffling and the model's random ops.
     """
     X, y = task.train_data()
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    yt = torch.from_numpy(y)
     steps_per_epoch = -(-len(yt) // batch_size)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
@@ -204,11 +205,12 @@ def recover(model: nn.Module, task, epochs: int, lr: float, *, teacher: nn.Modul
                 total = 0.0
                 for b in range(0, len(yt), batch_size):
                     idx = perm[b : b + batch_size]
-                    out = model(Xt[idx])
+                    xb = rows(X, idx.numpy())
+                    out = call(model, xb)
                     loss = task.loss(out, yt[idx])
                     if teacher is not None:
                         with torch.no_grad():
-                            soft = teacher(Xt[idx])
+                            soft = call(teacher, xb)
                         loss = alpha * distillation_loss(out, soft, temperature) + (1 - alpha) * loss
                     opt.zero_grad()
                     loss.backward()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -57,8 +58,15 @@ class BuildSettings:
     calibration: str = "minmax"
     calibration_percentile: float = 99.99
 
-    def calibration_inputs(self, X: np.ndarray) -> np.ndarray:
-        """The ``calibration_samples`` training inputs both the artifact and the simulation calibrate on."""
+    def calibration_inputs(self, X: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+        """The ``calibration_samples`` training inputs both the artifact and the simulation calibrate on.
+
+        ``X`` is an array of inputs or a dict of them keyed by the model's input names (the same
+        samples are drawn from each); the result has the same form and dtypes.
+        """
+        if isinstance(X, Mapping):
+            order = np.random.default_rng(self.seed).permutation(len(next(iter(X.values()))))[: self.calibration_samples]
+            return {k: v[order] for k, v in X.items()}
         return X[np.random.default_rng(self.seed).permutation(len(X))[: self.calibration_samples]]
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..exceptions import ConfigError
+from ..inputs import Data, Inputs, call, count, rows
 from ..metrics import Metric
 from ..plan import Plan
 from ..space import SearchSpace
@@ -115,9 +116,9 @@ class _ActQuant:
         self.samples = []
 
 
-def _batches(X: np.ndarray, n: int, seed: int, size: int = 64) -> list[torch.Tensor]:
-    order = np.random.default_rng(seed).permutation(len(X))
-    return [torch.from_numpy(X[order[i : i + size]]) for i in range(0, min(len(X), n * size), size)]
+def _batches(X: Data, n: int, seed: int, size: int = 64) -> list[Inputs]:
+    order = np.random.default_rng(seed).permutation(count(X))
+    return [rows(X, order[i : i + size]) for i in range(0, min(count(X), n * size), size)]
 
 
 def simulate(model: nn.Module, plan: Plan, space: SearchSpace, calibration_data: np.ndarray,
@@ -152,7 +153,7 @@ def simulate(model: nn.Module, plan: Plan, space: SearchSpace, calibration_data:
             hooks.append(hook)
     with torch.no_grad():
         for xb in _batches(calibration_data, settings.calibration_batches, settings.seed):
-            out(xb)
+            call(out, xb)
     for h in hooks:
         h.freeze()
     if settings.qat_steps:
@@ -167,5 +168,5 @@ def simulate(model: nn.Module, plan: Plan, space: SearchSpace, calibration_data:
 def evaluate_simulated(model: nn.Module, X: np.ndarray, y: np.ndarray, task, bits_label: str = "") -> Metric:
     """``task.score`` of a simulated model on ``(X, y)``, labelled ``simulated``."""
     with torch.no_grad():
-        outputs = torch.cat([model(torch.from_numpy(X[i : i + 256])) for i in range(0, len(X), 256)]).numpy()
+        outputs = torch.cat([call(model, rows(X, slice(i, i + 256))) for i in range(0, count(X), 256)]).numpy()
     return Metric(task.score(outputs, y), "", "simulated", f"torch fake quantization {bits_label}on the {len(y)}-sample eval split".strip())

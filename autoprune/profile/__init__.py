@@ -1,7 +1,8 @@
-"""Device profilers: measure (or, later, model) the latency and energy of an ONNX artifact.
+"""Device profilers: measure (or model) the latency and energy of an ONNX artifact.
 
 ``make_profiler(device)`` builds the implementation ``device.profiler.kind`` names in
-:data:`PROFILERS` (``local``, ``agent``, or a ``module.path:factory`` of one's own, called
+:data:`PROFILERS` (``local``, ``agent``, the modelled ``bitserial`` and ``mcu`` of
+:mod:`autoprune.costmodel`, or a ``module.path:factory`` of one's own, called
 with the device profile); an unknown kind lists the known ones. Register one under a name
 with ``autoprune.profile.PROFILERS.register("mine", MyProfiler)``.
 """

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..device import DeviceProfile
+from ..device import DeviceProfile, Limit
 from ..metrics import Metric
 
 __all__ = ["Profiler", "Measurement", "estimate_energy"]
@@ -33,6 +33,8 @@ class Measurement:
         settings: The measurement settings used (threads, warm-up, repetitions, provider, ...).
         device: Facts about the device and runtime versions.
         peak_memory_mb: Peak resident memory during the measurement, when known.
+        limits: The device's hard limits against what the model needs of them (a modelled
+            microcontroller's flash and SRAM); the study makes a trial that exceeds one infeasible.
     """
 
     latency_ms: Metric
@@ -41,6 +43,7 @@ class Measurement:
     settings: dict[str, Any]
     device: dict[str, Any]
     peak_memory_mb: float | None = None
+    limits: tuple[Limit, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,7 @@ class Measurement:
             "settings": dict(self.settings),
             "device": dict(self.device),
             "peak_memory_mb": self.peak_memory_mb,
+            **({"limits": [lim.to_dict() for lim in self.limits]} if self.limits else {}),
         }
 
     @classmethod
@@ -61,6 +65,7 @@ class Measurement:
             settings=dict(d.get("settings", {})),
             device=dict(d.get("device", {})),
             peak_memory_mb=d.get("peak_memory_mb"),
+            limits=tuple(Limit(**lim) for lim in d.get("limits", ())),
         )
 
 

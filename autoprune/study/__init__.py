@@ -12,7 +12,7 @@ from typing import Any
 _LAZY = {
     "run_study": "runner",
     "StudyResult": "runner",
-    "open_storage": "runner",
+    "open_storage": "storage",
     "StudyContext": "context",
     "CandidateResult": "candidate",
     "build": "candidate",

@@ -2,7 +2,8 @@
 
 Plans whose bit-widths all run here (8, 16, 32) are measured on the artifact alone. A plan
 with layers below 8 bits is built as its int8 stand-in: latency (and energy) are measured
-on the stand-in and their ``how`` says so, accuracy is ``simulated`` in torch
+on the stand-in and their ``how`` says so (a modelled target instead costs those layers at their
+planned bits, which the artifact's metadata carries: no stand-in note), accuracy is ``simulated`` in torch
 (:mod:`autoprune.compress.simulate`), and ``size_kb`` is ``estimated`` with packed b-bit
 weights. With ``build.sparsity``, ``size_kb`` is the ``estimated`` sparse stored size. In
 both cases the artifact's own bytes stay available as ``onnx_size_kb`` (``measured``).
@@ -25,6 +26,7 @@ from ..plan import Plan
 from ..profile import Measurement, Profiler
 from ..threads import torch_threads
 from .context import StudyContext
+from .workers import measure_lock
 
 __all__ = ["CandidateResult", "build", "measure"]
 
@@ -107,6 +109,12 @@ def standin_note(m: Metric, standin: dict[str, int]) -> Metric:
     return dataclasses.replace(m, how=f"{m.how}; measured on the int8 stand-in of {_by_bits(standin)}")
 
 
+def _p90(m: Measurement) -> Metric:
+    if m.latency_ms.source == "modelled":
+        return Metric(m.latency["p90_ms"], "ms", "modelled", f"a model has no run-to-run spread: the modelled latency ({m.latency_ms.how})")
+    return Metric(m.latency["p90_ms"], "ms", m.latency_ms.source, f"90th percentile of {m.latency['n']} runs")
+
+
 def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifact | None = None) -> CandidateResult:
     """Build (unless given) and measure one candidate: accuracy, latency, energy, size, MACs."""
     artifact = artifact or build(ctx, plan)
@@ -124,15 +132,16 @@ def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifac
     with tempfile.TemporaryDirectory(prefix="autoprune-") as tmp:
         path = Path(tmp) / "model.onnx"
         path.write_bytes(artifact.onnx_bytes)
-        measurement = profiler.measure(path)
+        with measure_lock(ctx.device.profiler.kind):  # other workers on this machine build meanwhile
+            measurement = profiler.measure(path)
     stages["profile"] = time.perf_counter() - t0
 
-    lat = measurement.latency
+    modelled = measurement.latency_ms.source == "modelled"  # computed at the planned bits, not timed on the stand-in
     onnx_size = Metric(artifact.size_bytes / 1024.0, "kB", "measured", "bytes of the ONNX artifact / 1024")
     metrics = {
         "accuracy": accuracy,
         "latency_ms": measurement.latency_ms,
-        "latency_p90_ms": Metric(lat["p90_ms"], "ms", measurement.latency_ms.source, f"90th percentile of {lat['n']} runs"),
+        "latency_p90_ms": _p90(measurement),
         "size_kb": onnx_size,
         "macs": Metric(float(artifact.macs), "", "measured", "multiply-accumulates counted from the pruned model's layer shapes, batch 1"),
     }
@@ -144,7 +153,7 @@ def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifac
         artifact_bits = {name: 8 if name in standin else b for name, b in bits.items()}
         metrics["size_kb"] = packed_size(artifact.size_bytes, artifact.model, bits, artifact_bits, sparsity)
         metrics["onnx_size_kb"] = onnx_size
-    if standin:
+    if standin and not modelled:
         for name in metric_names(is_timing=True):
             if name in metrics:
                 metrics[name] = standin_note(metrics[name], standin)

@@ -49,6 +49,7 @@ from .context import StudyContext
 from .heldout import measure_test_accuracy
 from .objective import constraint_values
 from .records import CONFIRMATION_ATTR, TrialRecord, objective_names, pareto_front, records, with_confirmations
+from .workers import measure_lock
 
 __all__ = ["confirm_front", "needs_confirmation"]
 
@@ -185,7 +186,8 @@ class _Pass:
                 pass
 
     def measure_all(self, built: list[tuple[TrialRecord, Path, dict[str, int]]]) -> None:
-        rounds, failed = measure_rounds(self.profiler, {r.number: path for r, path, _ in built}, self.settings.rounds, self.settings.min_duration_s)
+        with measure_lock(self.ctx.device.profiler.kind):  # one timing at a time on this machine
+            rounds, failed = measure_rounds(self.profiler, {r.number: path for r, path, _ in built}, self.settings.rounds, self.settings.min_duration_s)
         self.failed.update({str(n): f"re-measurement failed: {reason}" for n, reason in failed.items()})
         live = [b for b in built if b[0].number in rounds]
         for r, _, standin in live:

@@ -26,7 +26,14 @@ from ..exceptions import ConfigError
 from ..samplers import SAMPLERS
 from ..space import SearchSpace, discover
 
-__all__ = ["StudyContext", "versions", "model_fingerprint"]
+__all__ = ["StudyContext", "versions", "model_fingerprint", "cpu_model"]
+
+
+def cpu_model() -> str:
+    """This machine's CPU model name (as the local profiler records it)."""
+    from ..profile.local import host_info
+
+    return str(host_info()["cpu"])
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -103,4 +110,5 @@ class StudyContext:
             "build_threads": self.build_threads if self.build_threads is not None else torch.get_num_threads(),
             "space": self.space.summary(),
             "versions": versions(),
+            "worker": {"cpu": cpu_model()},  # a joining worker with a local profiler must match it
         }

@@ -61,6 +61,12 @@ class Objective:
             trial.set_user_attr(key, value)
         for name, value in self.constraints(result.metrics).items():
             trial.set_constraint(name, value)
+        # The device's hard limits (a microcontroller's flash and SRAM): infeasible, with the reason.
+        for limit in result.measurement.limits:
+            trial.set_constraint(f"device_{limit.name}", limit.excess)
+        broken = [limit.reason() for limit in result.measurement.limits if limit.excess > 0]
+        if broken:
+            trial.set_user_attr("infeasible_reason", f"refused by device {self.ctx.device.name}: " + "; ".join(broken))
         missing = [o for o in self.ctx.config.objectives if o not in result.metrics]
         if missing:
             reason = f"objective {missing[0]} is not available on device {self.ctx.device.name} (no meter and no power figure)"

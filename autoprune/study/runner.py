@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,20 +23,22 @@ from ..exceptions import ConfigError
 from ..metrics import metric_direction
 from ..profile import Profiler, make_profiler
 from ..baselines import baseline_params
-from ..ladder import enqueue_ladder
-from ..sensitivity import apply_to_study
+from ..ladder import SEED_ATTR, enqueue_ladder
+from ..sensitivity import Sensitivity, apply_to_study
 from .bookkeeping import Bookkeeping
+from .claims import Claims
 from .confirm import confirm_front, needs_confirmation
-from .context import StudyContext
+from .context import StudyContext, cpu_model, model_fingerprint
 from .heldout import dense_artifact, record_dense_test_accuracy
 from .objective import CANDIDATE_ERRORS, Objective
 from .outputs import RUN_FILE, write_outputs
 from .progress import ProgressBar
+from .storage import GRACE_FACTOR, HEARTBEAT_S, has_heartbeat, open_storage
+from .workers import TrialBudget, check_joining, counted
 from ..samplers import make_sampler
 
 __all__ = ["run_study", "StudyResult", "open_storage", "baseline_params"]
 
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
 # Config parts that shape the search space or the artifacts: a resumed study must keep them.
 _FROZEN_ON_RESUME = ("task", "task_options", "device", "objectives", "build")
 _FROZEN_SEARCH = ("max_ratio", "ratio_step", "round_to", "bits", "exclude", "sensitivity")
@@ -44,15 +49,6 @@ class StudyResult:
     study: optuna.Study
     out_dir: Path
     front: dict[str, Any]
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url``; relational ones get heartbeats so dead workers' trials are failed."""
-    if url.startswith(("sqlite:", "postgresql", "mysql")):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
-    return optuna.storages.get_storage(url)
 
 
 def _check_resume(study: optuna.Study, config: StudyConfig, out: Path) -> None:
@@ -68,54 +64,20 @@ def _check_resume(study: optuna.Study, config: StudyConfig, out: Path) -> None:
             raise ConfigError(f"{config.path}: search.{key} differs from the study already in {out}; use another --out to start afresh")
 
 
-@quiet_optuna()  # Optuna logs every trial at INFO; the caller's verbosity is back when the study returns
-def run_study(
-    config: StudyConfig | str | os.PathLike,
-    out_dir: str | os.PathLike | None = None,
-    *,
-    profiler: Profiler | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
-) -> StudyResult:
-    """Run (or resume) the study described by ``config``; returns the study, its directory and its front.
+def _prepare(study: optuna.Study, ctx: StudyContext, profiler: Profiler, log: Callable[[str], None]) -> None:
+    """Done once per study, by the worker that claims it: facts, dense reference, sensitivity analysis.
 
-    Re-running with the same config and directory resumes: finished trials are kept and
-    only the remaining ``search.n_trials`` are run.
-
-    Raises:
-        ConfigError: bad config, unknown device or task — raised before anything is written.
+    Every step is idempotent (it skips what the storage already holds), so a worker taking
+    over from one killed halfway redoes only what is missing.
     """
-    if not isinstance(config, StudyConfig):
-        config = load_study_config(config)
-    log = log or (lambda msg: print(msg, file=sys.stderr))
-    ctx = StudyContext.prepare(config)  # validates everything before a file is written
-    profiler = make_profiler(profiler or ctx.device)
-    out = Path(out_dir) if out_dir is not None else Path("runs") / config.name
-    out.mkdir(parents=True, exist_ok=True)
-    url = config.storage or f"sqlite:///{(out / 'study.db').resolve()}"
-
-    study = optuna.create_study(
-        study_name=config.name,
-        storage=open_storage(url),
-        directions=[metric_direction(o) for o in config.objectives],
-        sampler=make_sampler(config.search),
-        load_if_exists=True,
-    )
-    if [d.name.lower() for d in study.directions] != [metric_direction(o) for o in config.objectives]:
-        raise ConfigError(f"{config.path}: objectives differ from the study already in {out}; use another --out")
-    _check_resume(study, config, out)
-    atomic_write_text(out / RUN_FILE, json.dumps({"study_name": config.name, "storage": url, "config": config.to_dict()}, indent=2))
+    config = ctx.config
     if not study.user_attrs.get("config"):
         for key, value in ctx.facts().items():
             study.set_user_attr(key, value)
         with warnings.catch_warnings():  # experimental in Optuna 5; lets optuna-dashboard show our names
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(config.objectives))
-    ctx.build_threads = study.user_attrs.get("build_threads")  # the creator's, for every worker and rebuild
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-
+    ctx.build_threads = study.user_attrs.get("build_threads")
     if "dense" not in study.user_attrs:
         from ..evaluate import evaluate_onnx
 
@@ -124,43 +86,163 @@ def run_study(
         dense = dense_artifact(ctx)
         acc = evaluate_onnx(dense.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task)
         study.set_user_attr("dense", {"accuracy": acc.to_dict(), "macs": dense.macs, "size_bytes": dense.size_bytes})
-    dense_accuracy = study.user_attrs["dense"]["accuracy"]["value"]
-    # Caps the space before anything is enqueued or suggested; a resumed study reads its caps back.
-    sens = apply_to_study(study, ctx, profiler, log)
+    apply_to_study(study, ctx, profiler, log)  # runs the analysis for a new study and stores it
 
-    trials = study.get_trials(deepcopy=False)
-    have = {t.user_attrs.get("baseline") for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING)}
-    for label in config.search.baselines:
+
+def _enqueue_key(study: optuna.Study) -> str:
+    """The claim for (re-)enqueuing baselines and seeds: one per set of failed ones, so each failure is retried once."""
+    failed = [t.number for t in counted(study.get_trials(deepcopy=False))
+              if t.state == optuna.trial.TrialState.FAIL and (t.user_attrs.get("baseline") or t.user_attrs.get(SEED_ATTR))]
+    return "-".join(["enqueue", *map(str, failed)])
+
+
+def _enqueue(study: optuna.Study, ctx: StudyContext, sens: Sensitivity | None, log: Callable[[str], None]) -> None:
+    """Enqueue the baselines and the ladder's seeds that neither completed nor run nor wait (all of them, the first time)."""
+    search = ctx.config.search
+    live = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)
+    have = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False, states=live)}
+    for label in search.baselines:
         if label not in have:
             study.enqueue_trial(baseline_params(ctx.space, label), user_attrs={"baseline": label})
     if sens is not None:
-        enqueue_ladder(study, ctx.space, sens, config.search, [baseline_params(ctx.space, b) for b in config.search.baselines], log)
+        enqueue_ladder(study, ctx.space, sens, search, [baseline_params(ctx.space, b) for b in search.baselines], log)
 
-    done = sum(t.state in FINISHED for t in trials)
-    remaining = max(0, config.search.n_trials - done)
-    bar = ProgressBar(config.search.n_trials, done, enabled=progress, trials=trials)
-    books = Bookkeeping(out, list(config.objectives), bar)  # per trial: the bar, a trials.csv row, front.json
 
+def _search(study: optuna.Study, objective: Objective, budget: TrialBudget, books: Bookkeeping, config: StudyConfig,
+            claims: Claims, log: Callable[[str], None]) -> None:
+    """Run trials while the study-wide budget has room, then wait for the other workers' trials to end.
+
+    Only where the storage has heartbeats: a killed worker's trial is failed and retried there,
+    so waiting ends. The journal storage has none, and its killed workers' trials would run
+    forever: there a worker leaves when the budget is spent, and the last to finish goes on.
+    """
+    t0 = time.monotonic()
+    timeout = config.search.timeout_s
+    guarded = budget.guard(objective)
+    waiting = False
+    while timeout is None or time.monotonic() - t0 < timeout:
+        if has_heartbeat(claims.storage):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a dead worker's trial is retried (re-enqueued)
+        step = budget.next_step(study)
+        if step == "done":
+            return
+        if step == "wait" and not has_heartbeat(claims.storage):
+            log("search: the budget is spent; other workers' trials still run (the last to end runs the confirmation pass)")
+            return
+        if step == "wait":
+            if not waiting:
+                log("search: the budget is spent; waiting for the other workers' trials to end")
+                waiting = True
+            time.sleep(claims.poll_s)
+            continue
+        waiting = False
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - t0))
+        study.optimize(guarded, n_trials=1, timeout=left, catch=CANDIDATE_ERRORS, callbacks=[books])
+
+
+@quiet_optuna()  # Optuna logs every trial at INFO; the caller's verbosity is back when the study returns
+def run_study(
+    config: StudyConfig | str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    profiler: Profiler | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    storage: str | None = None,
+    heartbeat_s: int = HEARTBEAT_S,
+) -> StudyResult:
+    """Run (or resume, or join) the study described by ``config``; returns the study, its directory and its front.
+
+    Re-running with the same config and directory resumes: finished trials are kept and
+    only the remaining ``search.n_trials`` are run. Any number of processes, here or on other
+    machines, may run the same study on one shared storage: the budget is the study's, the
+    preparation (dense reference, sensitivity, baselines, ladder) and the confirmation pass
+    are each run by one of them (:mod:`autoprune.study.claims`), and each samples with its
+    own seed (the study's seed plus the worker's number).
+
+    Args:
+        config: The study config or its YAML.
+        out_dir: Run directory (default ``runs/<name>``).
+        profiler: A profiler object instead of the device's own.
+        progress: Show a progress bar.
+        log: Progress lines (default: stderr).
+        storage: Optuna storage URL, overriding ``config.storage`` (default: SQLite in the run dir).
+        heartbeat_s: Optuna's heartbeat interval on relational storages; a killed worker's
+            trial is failed and retried after 3 intervals without a beat.
+
+    Raises:
+        ConfigError: bad config, unknown device or task — raised before anything is written.
+        StudyMismatchError: the study was begun with another base model, device profile or CPU.
+        StorageError: the storage did not answer after retries.
+    """
+    if not isinstance(config, StudyConfig):
+        config = load_study_config(config)
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    ctx = StudyContext.prepare(config)  # validates everything before a file is written
+    profiler = make_profiler(profiler or ctx.device)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / config.name
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage or config.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+
+    store = open_storage(url, heartbeat_s, log=log)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    claims = Claims(store, config.name, worker, stale_s=GRACE_FACTOR * heartbeat_s)
+    index = claims.index()
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=store,
+        directions=[metric_direction(o) for o in config.objectives],
+        sampler=make_sampler(dataclasses.replace(config.search, seed=config.search.seed + index)),
+        load_if_exists=True,
+    )
+    if [d.name.lower() for d in study.directions] != [metric_direction(o) for o in config.objectives]:
+        raise ConfigError(f"{config.path}: objectives differ from the study already in {out}; use another --out")
+    _check_resume(study, config, out)
+    fingerprint = model_fingerprint(ctx.model)
+    _check_joining(study, ctx, fingerprint)
+    atomic_write_text(out / RUN_FILE, json.dumps({"study_name": config.name, "storage": url, "config": config.to_dict()}, indent=2))
     try:
-        if remaining:
-            log(f"study {config.name}: {remaining} trial(s) to run ({done} done) on device {ctx.device.name}; outputs in {out}")
+        claims.once("prepare", lambda: _prepare(study, ctx, profiler, log), log, "preparing the study")
+        _check_joining(study, ctx, fingerprint)  # a worker that waited for the study's creator is checked against its facts
+        ctx.build_threads = study.user_attrs.get("build_threads")  # the creator's, for every worker and rebuild
+        sens = apply_to_study(study, ctx, profiler, log)  # the stored caps, for this worker's space
+        claims.once(_enqueue_key(study), lambda: _enqueue(study, ctx, sens, log), log, "enqueuing baselines and seeds")
+        dense_accuracy = study.user_attrs["dense"]["accuracy"]["value"]
+
+        trials = study.get_trials(deepcopy=False)
+        budget = TrialBudget(config.search.n_trials)
+        done = sum(t.state.is_finished() for t in counted(trials))
+        bar = ProgressBar(config.search.n_trials, done, enabled=progress, trials=trials)
+        books = Bookkeeping(out, list(config.objectives), bar)  # per trial: the bar, a trials.csv row, front.json
+        if budget.next_step(study) != "done":
+            log(f"study {config.name}: worker {index} ({worker}) joins with {done} of {config.search.n_trials} trial(s) done "
+                f"on device {ctx.device.name}; outputs in {out}")
             books.start(study)  # the one read of every trial; from here the bookkeeping is incremental
             try:
-                study.optimize(
-                    Objective(ctx, profiler, dense_accuracy),
-                    n_trials=remaining,
-                    timeout=config.search.timeout_s,
-                    catch=CANDIDATE_ERRORS,
-                    callbacks=[books],
-                )
+                _search(study, Objective(ctx, profiler, dense_accuracy), budget, books, config, claims, log)
             finally:
                 bar.close()
         else:
             bar.close()
             log(f"study {config.name}: all {config.search.n_trials} trials already done in {out}")
-        if needs_confirmation(study, ctx):
-            confirm_front(study, ctx, profiler, log)
+        finished = budget.next_step(study) == "done"
+        if not finished and config.search.timeout_s is not None:
+            log(f"study {config.name}: search.timeout_s is up while trials remain; the confirmation pass is left to the worker that ends the search")
+        if finished and needs_confirmation(study, ctx):
+            n = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+            settings = hashlib.sha256(json.dumps(dataclasses.asdict(config.confirm), sort_keys=True).encode()).hexdigest()[:8]
+            claims.once(f"confirm-{n}-{settings}", lambda: confirm_front(study, ctx, profiler, log), log, "confirmation pass")
         record_dense_test_accuracy(study, ctx)  # after the search: the test split is never seen while selecting
     finally:
         profiler.close()
     return StudyResult(study, out, write_outputs(study, out, list(config.objectives)))
+
+
+def _check_joining(study: optuna.Study, ctx: StudyContext, fingerprint: str) -> None:
+    attrs = study.user_attrs
+    if not attrs.get("config"):
+        return  # a new study: this worker's facts become the study's
+    cpu = cpu_model() if ctx.device.profiler.kind == "local" else None
+    check_joining(attrs, fingerprint, ctx.device.to_dict(), cpu, str(ctx.config.path))

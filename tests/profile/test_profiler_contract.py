@@ -2,7 +2,9 @@
 
 Parametrized over :data:`autoprune.profile.PROFILERS` itself: the ``agent`` kind runs
 against a real agent server on 127.0.0.1; any other kind (a user's, registered before
-collection) gets the local-cpu profile with that kind and short timing settings.
+collection) gets the local-cpu profile with that kind and short timing settings, or the
+shipped device profile of that kind when local-cpu is not one (a modelled kind needs its
+profile's ``target:`` section).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from autoprune.agent import AgentConfig, AgentServer
-from autoprune.device import AgentSettings, DeviceProfile, load_device_profile
+from autoprune.device import PROFILE_DIRS, AgentSettings, DeviceProfile, load_device_profile
 from autoprune.profile import PROFILERS, Measurement, Profiler, make_profiler
 
 TOKEN = "contract-token"
@@ -43,8 +45,17 @@ def agent_url(tmp_path):
     server.shutdown()
 
 
+def _base_profile(kind: str) -> DeviceProfile:
+    """local-cpu, or the first shipped profile of ``kind`` when it is not local-cpu's (e.g. bitserial-sim, cortex-m7)."""
+    local = load_device_profile("local-cpu")
+    if kind in ("local", "agent"):
+        return local
+    shipped = sorted({p for d in PROFILE_DIRS if d.is_dir() for p in d.glob("*.yaml")})
+    return next((d for d in map(load_device_profile, shipped) if d.profiler.kind == kind), local)
+
+
 def _device(kind: str, request, tmp_path) -> DeviceProfile:
-    base = load_device_profile("local-cpu")
+    base = _base_profile(kind)
     fast = dataclasses.replace(base.profiler, kind=kind, warmup=2, repetitions=20, min_duration_s=0.0)
     agent = None
     if kind == "agent":

@@ -1,0 +1,41 @@
+"""Cost models: latency and energy computed from an artifact's graph instead of timed.
+
+:mod:`.graph` reads what a graph asks of a target (MACs per node, weight bytes by bit-width,
+peak activation memory); :mod:`.targets` turns that into a target's latency, energy and hard
+limits (a bit-serial accelerator, a Cortex-M class microcontroller), with parameters and
+their published sources in the device profile; :class:`~.profiler.ModelledProfiler` is the
+profiler kind (``bitserial``, ``mcu``) that labels every number ``modelled``.
+
+Names load on first use: loading a device profile reads :mod:`.targets` only, without onnx.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "NodeCost": "graph",
+    "GraphCost": "graph",
+    "analyze": "graph",
+    "BitSerialTarget": "targets",
+    "MicrocontrollerTarget": "targets",
+    "Estimate": "targets",
+    "TARGETS": "targets",
+    "ModelledProfiler": "profiler",
+    "PLANNED_BITS_KEY": "planned",
+    "record_planned_bits": "planned",
+    "read_planned_bits": "planned",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
