@@ -22,6 +22,7 @@ from .inputs import Inputs, call, check_inputs
 from .macs import layer_macs
 from .plan import LayerPlan, Plan
 from .support import check_supported, matches
+from .unwrapped import dependency_graph, fit_dims, resizable_owners
 
 __all__ = ["SearchSpace", "ChannelGroup", "QuantLayer", "Excluded", "discover", "keep_channels", "layer_macs"]
 
@@ -279,6 +280,7 @@ def discover(
     round_to: int = 8,
     bits: Iterable[int] = (8, 32),
     exclude: Sequence[str] = (),
+    probe: bool = False,
 ) -> SearchSpace:
     """Find the prunable channel groups and quantizable layers of ``model``.
 
@@ -291,6 +293,8 @@ def discover(
         round_to: Kept channel counts are multiples of this.
         bits: Bit-widths offered to every quantizable layer (must include 32).
         exclude: Module paths or ``re:`` patterns kept out of pruning and quantization.
+        probe: Also prune each group alone by one step on a copy and exclude, with the reason,
+            the groups that break the model (:mod:`autoprune.probe`; a study does).
 
     Returns:
         The :class:`SearchSpace`.
@@ -298,7 +302,8 @@ def discover(
     Raises:
         UnsupportedLayerError: modules have their own parameters of a type torch-pruning cannot
             resize and are not in ``exclude`` (one message names them all, with the ``exclude``
-            list to paste).
+            list to paste). Bare parameters used position by position (class token, position
+            embeddings, layer scale) are resized with their channels instead (:mod:`autoprune.unwrapped`).
     """
     if not 0.0 <= max_ratio <= 0.95:
         raise ConfigError(f"discover: max_ratio must be in [0, 0.95], got {max_ratio}")
@@ -307,7 +312,8 @@ def discover(
         raise ConfigError(f"discover: bits must include 32, got {list(bits)}")
     example_input = check_inputs(example_input, "discover: example_input")
     model = model.eval()
-    frozen = check_supported(model, exclude)
+    DG = dependency_graph(model, example_input)
+    frozen = check_supported(model, exclude, resizable_owners(model, DG))
     names = {m: n for n, m in model.named_modules()}
     owner = {p: n for n, m in model.named_modules() for p in m.parameters(recurse=False)}
     macs = layer_macs(model, example_input)
@@ -326,7 +332,7 @@ def discover(
             excluded.append(Excluded(name, "prune", "excluded by configuration"))
             ignored.append(m)
 
-    DG = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    params = {p: n for n, p in model.named_parameters()}
     groups = []
     for group in DG.get_all_groups(ignored_layers=ignored, root_module_types=PRUNABLE_ROOTS):
         root = group[0].dep.target.module
@@ -349,6 +355,10 @@ def discover(
         # module that declares a head size or count; the residual stream cuts only one (o) per module.
         share = sum(macs.get(n, 0) for n in members) / total
         channels = int(DG.get_out_channels(root))
+        ambiguous = fit_dims(group, channels, params)  # class tokens, position embeddings, layer scales
+        if ambiguous:
+            excluded.append(Excluded(names[root], "prune", ambiguous))
+            continue
         sizes = {p: head_size(model.get_submodule(p), channels) for p, outs in heads.items() if len(outs) >= 2}
         attention = tuple(p for p, size in sizes.items() if size > 1)
         step = math.lcm(1, *sizes.values())
@@ -372,4 +382,9 @@ def discover(
                 q_excluded.append(Excluded(name, "quantize", "excluded by configuration"))
             else:
                 layers.append(QuantLayer(name, type(m).__name__.lower(), macs.get(name, 0) / total, bits))
-    return SearchSpace(tuple(groups), tuple(layers), tuple(excluded + q_excluded), int(total), ratio_step, round_to)
+    space = SearchSpace(tuple(groups), tuple(layers), tuple(excluded + q_excluded), int(total), ratio_step, round_to)
+    if not probe:
+        return space
+    from .probe import probe as probe_groups  # the probe prunes (autoprune.compress), which builds on this module
+
+    return probe_groups(model, example_input, space)

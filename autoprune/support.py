@@ -2,9 +2,11 @@
 
 Channel pruning physically resizes every parameter coupled to a group of channels. That
 is only correct for module types torch-pruning knows how to resize (its registered
-pruners). A module with its *own* parameters of any other type (a custom scale, a GRU, a
-hand-written attention with fused weights) would be resized along a guessed dimension or
-not at all: a silently wrong model. :func:`check_supported` refuses such models with
+pruners), plus bare parameters used position by position (a class token, position
+embeddings, a layer scale: :mod:`autoprune.unwrapped`). A module with its *own* parameters
+used any other way (a GRU, a hand-written linear, a hand-written attention with fused
+weights) would be resized along a guessed dimension or not at all: a silently wrong model.
+:func:`check_supported` refuses such models with
 :class:`~autoprune.exceptions.UnsupportedLayerError` naming the module and the fix
 (``exclude:`` it); once excluded, every channel group coupled to it is left unpruned.
 
@@ -15,7 +17,7 @@ them, but not in a way that exports and quantizes cleanly here.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Collection, Sequence
 
 import torch_pruning as tp
 import yaml
@@ -45,12 +47,15 @@ def matches(name: str, patterns: Sequence[str]) -> bool:
     return any(re.fullmatch(p[3:], name) if p.startswith("re:") else p == name for p in patterns)
 
 
-def check_supported(model: nn.Module, exclude: Sequence[str] = ()) -> dict[str, str]:
+def check_supported(model: nn.Module, exclude: Sequence[str] = (), resizable: Collection[str] = ()) -> dict[str, str]:
     """Modules that channel pruning must not touch, with the reason; raises for unsupported ones not excluded.
 
     Args:
         model: The model.
         exclude: Module paths or ``re:`` patterns the user keeps out of compression.
+        resizable: Paths of custom modules whose own parameters Torch-Pruning resizes as bare
+            parameters (class tokens, position embeddings, layer scales: see
+            :func:`autoprune.unwrapped.resizable_owners`); they are accepted unless excluded.
 
     Returns:
         ``{module path: reason}`` for custom modules that are excluded and for ``KEEP_WHOLE`` types.
@@ -72,7 +77,7 @@ def check_supported(model: nn.Module, exclude: Sequence[str] = ()) -> dict[str, 
             continue
         if any(matches(n, exclude) for n in _enclosing(name)):
             frozen[name] = f"custom module {type(m).__name__} with its own parameters, excluded by configuration"
-        else:
+        elif name not in resizable:
             unsupported.append((name, type(m).__name__, own))
     if unsupported:
         listed = ", ".join(f"{_label(name)} ({kind}) with {own}" for name, kind, own in unsupported)

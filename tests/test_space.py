@@ -19,7 +19,7 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 
 class ChannelScale(nn.Module):
-    """A custom module with its own parameter: torch-pruning can only guess which dimension to cut."""
+    """A custom module with its own parameter, a per-channel scale (resized with its channels unless excluded)."""
 
     def __init__(self, c: int) -> None:
         super().__init__()
@@ -38,6 +38,23 @@ class WithCustom(nn.Module):
     def forward(self, x):
         x = torch.relu(self.conv2(self.scale(self.conv1(x))))
         return self.fc(torch.relu(self.conv3(x)).mean(dim=(2, 3)))
+
+
+class ChannelMix(nn.Module):
+    """A hand-written 1x1 convolution: its weight feeds a matrix product, which torch-pruning cannot resize."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.gain = nn.Parameter(torch.eye(c))
+
+    def forward(self, x):
+        return torch.einsum("bchw,dc->bdhw", x, self.gain)
+
+
+class WithMix(WithCustom):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = ChannelMix(16)
 
 
 class WithGRU(nn.Module):
@@ -65,8 +82,9 @@ X_IMG, X_SEQ = torch.randn(1, 3, 12, 12), torch.randn(1, 5, 8)
 
 
 def test_custom_module_with_parameters_is_refused_naming_it_and_the_fix():
-    with pytest.raises(UnsupportedLayerError, match=r"module 'scale' \(ChannelScale\).*\['gain'\].*search: exclude: \[scale\]"):
-        discover(WithCustom().eval(), X_IMG)
+    # (a per-channel scale such as ChannelScale is resized instead: tests/compress/test_bare_params.py)
+    with pytest.raises(UnsupportedLayerError, match=r"module 'scale' \(ChannelMix\).*\['gain'\].*search: exclude: \[scale\]"):
+        discover(WithMix().eval(), X_IMG)
 
 
 def test_excluded_custom_module_freezes_its_coupled_channels_and_the_rest_still_prunes():

@@ -17,30 +17,31 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 
 class LayerScale(nn.Module):
-    """ConvNeXt's per-channel scale: a module with its own parameter torch-pruning cannot resize."""
+    """A hand-written 1x1 convolution named like a scale: its weight feeds a matrix product, which torch-pruning
+    cannot resize (a per-channel ``x * gamma`` is resized instead: tests/compress/test_bare_params.py)."""
 
     def __init__(self, c: int) -> None:
         super().__init__()
-        self.gamma = nn.Parameter(torch.full((c, 1, 1), 0.5))
+        self.gamma = nn.Parameter(torch.eye(c) * 0.5)
 
     def forward(self, x):
-        return x * self.gamma
+        return torch.einsum("bchw,dc->bdhw", x, self.gamma)
 
 
 class Scaled(nn.Module):
-    """Two custom scales and a parameter on the root module itself (a class-token-like bias)."""
+    """Two custom mixes and a parameter on the root module itself (a hand-written output projection)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv1, self.scale1 = nn.Conv2d(3, 16, 3), LayerScale(16)
         self.conv2, self.scale2 = nn.Conv2d(16, 16, 3), LayerScale(16)
         self.conv3 = nn.Conv2d(16, 16, 3)
-        self.token = nn.Parameter(torch.zeros(1, 4))
+        self.token = nn.Parameter(torch.eye(4))
         self.fc = nn.Linear(16, 4)
 
     def forward(self, x):
         x = self.scale2(self.conv2(torch.relu(self.scale1(self.conv1(x)))))
-        return self.fc(torch.relu(self.conv3(torch.relu(x))).mean(dim=(2, 3))) + self.token
+        return self.fc(torch.relu(self.conv3(torch.relu(x))).mean(dim=(2, 3))) @ self.token
 
 
 X = torch.randn(1, 3, 12, 12)

@@ -12,17 +12,17 @@ import copy
 from typing import Callable
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from ..exceptions import UnsupportedLayerError
 from ..heads import head_size, set_heads
 from ..space import SearchSpace, keep_channels
 from ..support import exclude_hint
+from ..unwrapped import dependency_graph, fit_dims
 from .check import forward_failure, output_shapes
 from .importance import IMPORTANCE, make_importance
 
-__all__ = ["prune_channels", "prune_copy", "IMPORTANCE", "make_importance"]
+__all__ = ["prune_channels", "prune_copy", "pruning_failure", "IMPORTANCE", "make_importance"]
 
 
 def prune_channels(
@@ -64,7 +64,7 @@ def _prune(model: nn.Module, ratios: dict[str, float], space: SearchSpace, examp
     expected = output_shapes(model, example_input)
     modules = dict(model.named_modules())
     imp = importance if callable(importance) else make_importance(importance)
-    DG = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    DG = dependency_graph(model, example_input)
     done = {}
     for name, g in todo.items():
         root = modules[name]
@@ -74,6 +74,7 @@ def _prune(model: nn.Module, ratios: dict[str, float], space: SearchSpace, examp
         if n_prune <= 0:
             continue
         full = DG.get_pruning_group(root, pruner.prune_out_channels, list(range(channels)))
+        fit_dims(full, channels, {})  # bare parameters (class token, layer scale) are cut along their channel dim
         with torch.no_grad():
             scores = imp(full)
         if scores is None:  # the criterion found no weights to score (e.g. bn_scale without BN)
@@ -107,6 +108,16 @@ def _broken(failures: dict[str, str], together: bool = False) -> UnsupportedLaye
         f"count, a stored head count, an output taken outside autograd). Keep them unpruned: {exclude_hint(groups)}.",
         modules=groups,
     )
+
+
+def pruning_failure(model: nn.Module, ratios: dict[str, float], space: SearchSpace, example_input: torch.Tensor,
+                    importance: str | Callable = "magnitude") -> str | None:
+    """What pruning ``ratios`` breaks in a copy of ``model``, or None when the copy runs with the dense output shapes.
+
+    The answer is one line (:func:`~autoprune.compress.check.forward_failure`). ``model`` is left
+    untouched; nothing is narrowed down to single groups (:func:`prune_copy` does that).
+    """
+    return _prune(copy.deepcopy(model).eval(), ratios, space, example_input, importance)[1]
 
 
 def prune_copy(model: nn.Module, ratios: dict[str, float], space: SearchSpace, example_input: torch.Tensor,

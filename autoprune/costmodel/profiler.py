@@ -34,6 +34,8 @@ class ModelledProfiler(Profiler):
         ConfigError: the profile has no target section for its kind.
     """
 
+    measures_time = False  # computed, not timed: the same graph always gives the same numbers
+
     def __init__(self, device: DeviceProfile) -> None:
         target = device.target
         if target is None or getattr(target, "KIND", None) != device.profiler.kind:

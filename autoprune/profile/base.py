@@ -12,7 +12,7 @@ import abc
 import copy
 import dataclasses
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -72,9 +72,17 @@ class Measurement:
 class Profiler(abc.ABC):
     """Measures ONNX models on one device.
 
+    Attributes:
+        measures_time: Its latencies are timed, so timing the same model again can give
+            another number and the confirmation pass re-measures the front
+            (:mod:`autoprune.study.confirm`). A cost model that computes its numbers
+            (``source="modelled"``) sets it False: the pass skips it without building anything.
+
     Args:
         device: The device profile whose ``profiler`` settings are used.
     """
+
+    measures_time: ClassVar[bool] = True
 
     def __init__(self, device: DeviceProfile) -> None:
         self.device = device

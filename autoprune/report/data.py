@@ -48,6 +48,7 @@ class TrialPoint:
         duration_s: Wall-clock seconds the trial took.
         sha256: Digest of the trial's artifact.
         confirmed: The confirmation pass re-measured its timing metrics after the search.
+        infeasible_reason: Each constraint the trial breaks, its value and the limit; ``""`` when feasible.
     """
 
     number: int
@@ -63,6 +64,7 @@ class TrialPoint:
     duration_s: float | None
     sha256: str | None
     confirmed: bool = False
+    infeasible_reason: str = ""
 
 
 @dataclasses.dataclass
@@ -211,6 +213,7 @@ def _trial_point(r: TrialRecord, front: set[int], space: dict[str, Any], run_dir
         duration_s=t.duration.total_seconds() if t.duration else None,
         sha256=ua.get("sha256"),
         confirmed=r.confirmed,
+        infeasible_reason=r.infeasible_reason,
     )
 
 

@@ -131,7 +131,9 @@ def run_facts(study: optuna.Study, complete: list[optuna.trial.FrozenTrial], run
     if confirm:
         rows.append(fact("confirmation settings", confirm, "setting"))
     done = ua.get(CONFIRMATION_ATTR)
-    if done:
+    if done and done.get("skipped"):
+        rows.append(fact("confirmation pass", f"skipped: {done['skipped']}", "recorded", f"decided {done.get('started')}, after the search"))
+    elif done:
         summary = (f"{len(done.get('trials', {}))} trial(s) re-measured in {done.get('seconds', 0):.0f} s, "
                    f"{len(done.get('failed', {}))} not confirmed; every front point confirmed: {'yes' if done.get('complete') else 'no'}")
         rows.append(fact("confirmation pass", summary, "recorded", f"started {done.get('started')}, after the search"))

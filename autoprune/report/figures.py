@@ -8,6 +8,7 @@ numbers (measured / estimated / modelled / simulated). Points carry their trial 
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
@@ -32,8 +33,9 @@ def _fmt(v: Any) -> str:
 
 
 def hover_text(p: TrialPoint) -> str:
-    """The trial's metrics, each with its unit and source, and its plan summary (HTML for plotly)."""
-    head = f"<b>trial {p.number}</b>" + (f" · {p.baseline}" if p.baseline else "") + ("" if p.feasible else " · infeasible")
+    """The trial's metrics, each with its unit and source, and its plan summary (HTML for plotly); an infeasible trial's head says why."""
+    why = f": {html.escape(p.infeasible_reason, quote=False)}" if p.infeasible_reason else ""
+    head = f"<b>trial {p.number}</b>" + (f" · {p.baseline}" if p.baseline else "") + ("" if p.feasible else f" · infeasible{why}")
     lines = [head]
     for name, m in p.metrics.items():
         unit = f" {m.get('unit')}" if m.get("unit") else ""

@@ -81,6 +81,7 @@ SCRIPT = r"""
       html += "<tr><td>constraint " + esc(k) + '</td><td class="num">' + esc(fmt(t.constraints[k])) + "</td><td>" +
         (t.constraints[k] <= 0 ? "holds" : "violated") + '</td><td class="hint">feasible when &le; 0</td></tr>';
     });
+    if (t.infeasible_reason) html += '<tr class="infeasible-reason"><td>infeasible</td><td colspan=3>' + esc(t.infeasible_reason) + "</td></tr>";
     html += "<tr><td>plan</td><td colspan=3>" + esc(t.plan_summary) + "</td></tr>";
     html += "<tr><td>artifact sha256</td><td colspan=3><code>" + esc(t.sha256) + "</code></td></tr></tbody></table>";
     document.getElementById("trial-detail").innerHTML = html;

@@ -21,8 +21,9 @@ confirmed numbers as ``test_accuracy`` (:mod:`autoprune.study.heldout`): reporte
 the constraints, the front's objectives or the trial itself, so it never selects anything.
 
 Results go to the study's user attrs (:data:`~autoprune.study.records.CONFIRMATION_ATTR`),
-read back through :func:`~autoprune.study.records.records`. A profiler that does not
-measure (a cost model) has nothing to confirm.
+read back through :func:`~autoprune.study.records.records`. A profiler that does not time
+(a cost model: :attr:`~autoprune.profile.base.Profiler.measures_time` is False) has nothing
+to confirm: the pass builds nothing and its record says why (``skipped``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any, Callable
 import optuna
 
 from ..config import ConfirmSettings
+from ..device import Limit
 from ..exceptions import AutopruneError
 from ..metrics import METRICS, Metric
 from ..pareto import dominated, to_minimization
@@ -47,7 +49,7 @@ from ..profile.rounds import TRIMMED_MEAN, measure_rounds, round_latency, trimme
 from .candidate import build, standin_note
 from .context import StudyContext
 from .heldout import measure_test_accuracy
-from .objective import constraint_values
+from .objective import constraint_values, infeasible_reason
 from .records import CONFIRMATION_ATTR, TrialRecord, objective_names, pareto_front, records, with_confirmations
 from .workers import measure_lock
 
@@ -196,8 +198,10 @@ class _Pass:
                 self.not_measured = True
                 return
             metrics = _confirmed_metrics(r, ms, self.ctx, len(built) - 1, standin)
-            values = {**{k: m["value"] for k, m in r.trial.user_attrs.get("metrics", {}).items()}, **{k: m.value for k, m in metrics.items()}}
-            changed = constraint_values(self.ctx.config.constraints, values, self.dense_accuracy)
+            merged = {**{k: Metric.from_dict(m) for k, m in r.trial.user_attrs.get("metrics", {}).items()}, **metrics}
+            changed = constraint_values(self.ctx.config.constraints, {k: m.value for k, m in merged.items()}, self.dense_accuracy)
+            limits = [Limit(**lim) for lim in r.trial.user_attrs.get("measurement", {}).get("limits", ())]
+            reason = infeasible_reason(self.ctx.config.constraints, merged, self.dense_accuracy, limits, self.ctx.device.name)
             if r.number in self.test_accuracy:  # after the constraints: it changes none of them
                 metrics["test_accuracy"] = self.test_accuracy[r.number]
             medians = [m.latency_ms.value for m in ms]
@@ -205,9 +209,22 @@ class _Pass:
                 "sha256": r.trial.user_attrs.get("sha256"),
                 "metrics": {k: m.to_dict() for k, m in metrics.items()},
                 "constraints": {k: v for k, v in changed.items() if k in _costs()},
+                "infeasible_reason": reason,
                 "round_medians_ms": [round(v, 6) for v in medians],
                 "round_cv": statistics.stdev(medians) / statistics.mean(medians) if len(medians) > 1 and statistics.mean(medians) > 0 else 0.0,
             }
+
+
+def _skip(study: optuna.Study, settings: ConfirmSettings, started: tuple[dt.datetime, float], reason: str,
+          log: Callable[[str], None]) -> dict[str, Any]:
+    """Store a pass that confirmed nothing, saying why (so a resumed study does not try again)."""
+    n_complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    doc = {"settings": dataclasses.asdict(settings), "started": started[0].isoformat(timespec="seconds"),
+           "seconds": round(time.perf_counter() - started[1], 3), "passes": 0,
+           "n_complete": n_complete, "complete": False, "trials": {}, "failed": {}, "skipped": reason}
+    study.set_user_attr(CONFIRMATION_ATTR, doc)
+    log(f"confirmation: skipped, {reason}")
+    return doc
 
 
 def confirm_front(study: optuna.Study, ctx: StudyContext, profiler: Profiler, log: Callable[[str], None] | None = None) -> dict[str, Any] | None:
@@ -218,6 +235,9 @@ def confirm_front(study: optuna.Study, ctx: StudyContext, profiler: Profiler, lo
         ctx: The prepared study context (rebuilds the artifacts).
         profiler: Measures the rebuilt artifacts.
         log: Progress lines (default: none).
+
+    A profiler that does not time (``measures_time`` False) is skipped before anything is
+    rebuilt: the stored document then confirms nothing and its ``skipped`` says why.
     """
     log = log or (lambda msg: None)
     settings = ctx.config.confirm
@@ -225,6 +245,9 @@ def confirm_front(study: optuna.Study, ctx: StudyContext, profiler: Profiler, lo
     if settings.rounds == 0 or not _confirms_anything(ctx, objectives):
         return None
     started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+    if not profiler.measures_time:  # decided before anything is rebuilt
+        return _skip(study, settings, (started, t0), f"profiler kind {ctx.device.profiler.kind!r} computes its numbers (modelled) "
+                     "instead of timing them: measuring again gives the same numbers, so nothing was rebuilt or re-measured", log)
     p = _Pass(study, ctx, profiler, settings)
     todo = p.first_selection()
     passes = 0
@@ -236,9 +259,9 @@ def confirm_front(study: optuna.Study, ctx: StudyContext, profiler: Profiler, lo
             p.measure_all(p.build_all(todo, Path(tmp)))
             front = pareto_front(p.current(), objectives, p.directions)
             todo = [r for r in front if str(r.number) not in p.confirmed and str(r.number) not in p.failed]
-    if p.not_measured:
-        log("confirmation: the profiler does not measure (modelled numbers); nothing to confirm")
-        return None
+    if p.not_measured:  # a profiler that does not time but leaves measures_time True: found out after building
+        return _skip(study, settings, (started, t0), f"profiler kind {ctx.device.profiler.kind!r} returned latencies that are not "
+                     "measured: nothing to confirm (a profiler that computes its numbers should set measures_time = False)", log)
     front = pareto_front(p.current(), objectives, p.directions)
     doc = {
         "settings": dataclasses.asdict(settings),
@@ -249,6 +272,7 @@ def confirm_front(study: optuna.Study, ctx: StudyContext, profiler: Profiler, lo
         "complete": all(r.confirmed for r in front),
         "trials": p.confirmed,
         "failed": p.failed,
+        "skipped": None,
     }
     study.set_user_attr(CONFIRMATION_ATTR, doc)
     changes = [

@@ -96,7 +96,9 @@ class StudyContext:
         model = task.model().eval()
         x = task.example_input()
         s = config.search
-        space = discover(model, x, max_ratio=s.max_ratio, ratio_step=s.ratio_step, round_to=s.round_to, bits=bits, exclude=s.exclude)
+        # probe: groups whose pruning breaks the model are left out before any trial, with the reason
+        space = discover(model, x, max_ratio=s.max_ratio, ratio_step=s.ratio_step, round_to=s.round_to, bits=bits,
+                         exclude=s.exclude, probe=True)
         X, y = task.eval_data()
         return cls(config, task, model, x, device, space, X, y)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import optuna
 
 from ..config import Constraints
+from ..device import Limit
 from ..exceptions import AutopruneError, CandidateError, ProfilerError
-from ..metrics import metric_names
+from ..metrics import METRICS, Metric, metric_names
 from ..profile import Profiler
 from .candidate import measure
 from .context import StudyContext
 
-__all__ = ["Objective", "CANDIDATE_ERRORS", "constraint_values"]
+__all__ = ["Objective", "CANDIDATE_ERRORS", "constraint_values", "infeasible_reason"]
 
 # Failures of one candidate: the trial fails with the reason, the study goes on.
 CANDIDATE_ERRORS = (CandidateError, ProfilerError)
@@ -31,6 +34,51 @@ def constraint_values(constraints: Constraints, values: dict[str, float], dense_
         if budget is not None:
             out[name] = values[name] - budget if name in values else float("inf")
     return out
+
+
+def infeasible_reason(
+    constraints: Constraints,
+    metrics: dict[str, Metric],
+    dense_accuracy: float | None,
+    limits: Iterable[Limit] = (),
+    device: str = "",
+) -> str:
+    """One line naming each constraint a candidate breaks, with its value and the limit; ``""`` when it breaks none.
+
+    The device's hard limits come first, then the study's ``constraints:`` that
+    :func:`constraint_values` finds violated, e.g. ``"refused by device cortex-m7: flash_kb:
+    weights and constants in flash 1100.2 kB exceeds the device's 1024 kB; latency_ms
+    12.5 ms (modelled) exceeds constraints.latency_ms 10 ms"``.
+
+    Args:
+        constraints: The study's constraints.
+        metrics: The candidate's metrics.
+        dense_accuracy: The dense fp32 reference of ``max_accuracy_drop``.
+        limits: The device's hard limits against what the candidate needs (see :class:`~autoprune.device.Limit`).
+        device: The device's name.
+    """
+    parts = []
+    broken = [limit.reason() for limit in limits if limit.excess > 0]
+    if broken:
+        parts.append(f"refused by device {device}: " + "; ".join(broken))
+    values = {k: m.value for k, m in metrics.items()}
+    for name, excess in constraint_values(constraints, values, dense_accuracy).items():
+        if excess > 0:
+            parts.append(_broken(name, constraints, metrics, dense_accuracy, device))
+    return "; ".join(parts)
+
+
+def _broken(name: str, constraints: Constraints, metrics: dict[str, Metric], dense_accuracy: float | None, device: str) -> str:
+    if name == "max_accuracy_drop":
+        acc = metrics["accuracy"]
+        return (f"accuracy drop {dense_accuracy - acc.value:.4g} (dense fp32 {dense_accuracy:.4f}, this trial {acc.value:.4f}, "
+                f"{acc.source}) exceeds constraints.max_accuracy_drop {constraints.max_accuracy_drop:g}")
+    unit = f" {METRICS[name].unit}" if METRICS[name].unit else ""
+    budget = f"constraints.{name} {getattr(constraints, name):g}{unit}"
+    m = metrics.get(name)
+    if m is None:
+        return f"{name} has no value on device {device} (no meter and no power figure), so {budget} cannot hold"
+    return f"{name} {m.value:.6g}{unit} ({m.source}) exceeds {budget}"
 
 
 class Objective:
@@ -64,9 +112,10 @@ class Objective:
         # The device's hard limits (a microcontroller's flash and SRAM): infeasible, with the reason.
         for limit in result.measurement.limits:
             trial.set_constraint(f"device_{limit.name}", limit.excess)
-        broken = [limit.reason() for limit in result.measurement.limits if limit.excess > 0]
-        if broken:
-            trial.set_user_attr("infeasible_reason", f"refused by device {self.ctx.device.name}: " + "; ".join(broken))
+        reason = infeasible_reason(self.ctx.config.constraints, result.metrics, self.dense_accuracy,
+                                   result.measurement.limits, self.ctx.device.name)
+        if reason:
+            trial.set_user_attr("infeasible_reason", reason)
         missing = [o for o in self.ctx.config.objectives if o not in result.metrics]
         if missing:
             reason = f"objective {missing[0]} is not available on device {self.ctx.device.name} (no meter and no power figure)"

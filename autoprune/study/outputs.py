@@ -6,7 +6,8 @@ confirmation pass's re-measurements where it made them (see :mod:`autoprune.stud
 with the search's own latency beside them in trials.csv. Where the task has a test split,
 trials.csv has a ``test_accuracy`` column, filled for confirmed trials only (measured by the
 pass on the rebuilt artifact, never used to select), and front.json's ``dense`` carries it
-too. All files are written atomically; while a search runs, trials.csv grows by whole
+too. An infeasible trial's ``infeasible_reason`` names each constraint it breaks, the value
+and the limit (empty for a feasible one). All files are written atomically; while a search runs, trials.csv grows by whole
 appended rows instead (:mod:`autoprune.study.bookkeeping`).
 """
 
@@ -71,6 +72,7 @@ def trial_row(t: optuna.trial.FrozenTrial, metric_names: list[str], record: Tria
     row["duration_s"] = round(t.duration.total_seconds(), 3) if t.duration else ""
     row["sha256"] = ua.get("sha256", "")
     row["fail_reason"] = ua.get("fail_reason", "")
+    row["infeasible_reason"] = record.infeasible_reason if record is not None else ""
     row["plan"] = json.dumps(ua.get("plan", {}), sort_keys=False)
     return row
 
@@ -125,8 +127,8 @@ def front_document(
         "n_trials": n_trials,
         "n_complete": n_complete,
         "confirmation": None if not confirmation else {
-            k: confirmation.get(k) for k in ("settings", "started", "seconds", "passes", "complete", "failed")
-        } | {"n_confirmed": len(confirmation.get("trials", {}))},
+            k: confirmation.get(k) for k in ("settings", "started", "seconds", "passes", "complete", "failed", "skipped")
+        } | {"n_confirmed": len(confirmation.get("trials", {}))},  # skipped: why nothing was confirmed (None: the pass ran)
         "points": [_point(r, objectives) for r in front],
     }
 

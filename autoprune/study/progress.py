@@ -18,7 +18,8 @@ class ProgressBar:
     """Optuna callback drawing a tqdm bar on stderr; the postfix shows the most accurate feasible trial.
 
     The best trial is kept as the trials come (O(1) per trial), seeded from ``trials``, the
-    study's trials when the run starts; a failed trial's reason is written above the bar.
+    study's trials when the run starts; a failed trial's reason, and an infeasible one's,
+    is written above the bar (on stderr, and only when the bar is drawn: stdout may carry JSON).
 
     Args:
         total: Trials the study should have.
@@ -31,6 +32,7 @@ class ProgressBar:
         self.bar = tqdm(total=total, initial=done, unit="trial", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
         self.best: tuple[float, float] | None = None
         self.shown: tuple[float, float] | None = None  # the best trial's (accuracy, latency_ms)
+        self.shown_source = ""  # how the best trial's latency was obtained (measured, modelled...)
         for t in trials:
             self._consider(t)
 
@@ -42,15 +44,22 @@ class ProgressBar:
             key = (sign[metric_direction("accuracy")] * m["accuracy"]["value"],
                    sign[metric_direction("latency_ms")] * m["latency_ms"]["value"])
             self.best = max(self.best or key, key)
-            self.shown = (m["accuracy"]["value"], m["latency_ms"]["value"]) if key == self.best else self.shown
+            if key == self.best:
+                self.shown, self.shown_source = (m["accuracy"]["value"], m["latency_ms"]["value"]), m["latency_ms"].get("source", "")
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == optuna.trial.TrialState.FAIL:
-            self.bar.write(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the storage')}")
+            self._note(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the storage')}")
+        elif trial.user_attrs.get("infeasible_reason") and not feasible(trial):
+            self._note(f"trial {trial.number} infeasible: {trial.user_attrs['infeasible_reason']}")
         self._consider(trial)
         if self.best:
-            self.bar.set_postfix_str(f"best acc {self.shown[0]:.4f} @ {self.shown[1]:.3f} ms (measured)")
+            self.bar.set_postfix_str(f"best acc {self.shown[0]:.4f} @ {self.shown[1]:.3f} ms ({self.shown_source or 'unknown'})")
         self.bar.update(1)
+
+    def _note(self, line: str) -> None:
+        if not self.bar.disable:  # tqdm.write prints even for a disabled bar, to stdout by default
+            self.bar.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()

@@ -36,6 +36,8 @@ class TrialRecord:
         confirmed: The confirmation pass re-measured this trial.
         search_metrics: The search's own metrics that ``metrics`` replaced (empty if none).
         confirmation: The pass's statistics for this trial (round medians, their CV), if confirmed.
+        infeasible_reason: One line naming each constraint the trial breaks, its value and the
+            limit (see :func:`~autoprune.study.objective.infeasible_reason`); ``""`` when feasible.
     """
 
     trial: optuna.trial.FrozenTrial
@@ -44,6 +46,7 @@ class TrialRecord:
     confirmed: bool = False
     search_metrics: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     confirmation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    infeasible_reason: str = ""
 
     @property
     def number(self) -> int:
@@ -75,16 +78,24 @@ def objective_names(study: optuna.Study) -> list[str]:
 
 
 def _apply(r: TrialRecord, entry: dict[str, Any] | None) -> TrialRecord:
-    if not entry or entry.get("sha256") != r.trial.user_attrs.get("sha256"):
-        return r
-    return dataclasses.replace(
-        r,
-        metrics={**r.metrics, **entry["metrics"]},
-        constraints={**r.constraints, **entry.get("constraints", {})},
-        confirmed=True,
-        search_metrics={k: r.metrics[k] for k in entry["metrics"] if k in r.metrics},
-        confirmation={k: v for k, v in entry.items() if k not in ("sha256", "metrics", "constraints")},
-    )
+    if entry and entry.get("sha256") == r.trial.user_attrs.get("sha256"):
+        r = dataclasses.replace(
+            r,
+            metrics={**r.metrics, **entry["metrics"]},
+            constraints={**r.constraints, **entry.get("constraints", {})},
+            confirmed=True,
+            search_metrics={k: r.metrics[k] for k in entry["metrics"] if k in r.metrics},
+            confirmation={k: v for k, v in entry.items() if k not in ("sha256", "metrics", "constraints", "infeasible_reason")},
+            infeasible_reason=entry.get("infeasible_reason", r.infeasible_reason),  # the pass's, from its constraints
+        )
+    return dataclasses.replace(r, infeasible_reason=_reason(r))
+
+
+def _reason(r: TrialRecord) -> str:
+    """``r``'s recorded reason; for a trial stored without one (an older run), its broken constraints by name."""
+    if r.feasible:
+        return ""
+    return r.infeasible_reason or "; ".join(f"{k} exceeds its limit by {v:.6g}" for k, v in r.constraints.items() if v > 0)
 
 
 def with_confirmations(recs: list[TrialRecord], entries: dict[str, dict[str, Any]]) -> list[TrialRecord]:
@@ -104,7 +115,8 @@ def record(trial: optuna.trial.FrozenTrial, entries: dict[str, dict[str, Any]] |
         trial: A complete trial.
         entries: The confirmation pass's entries (see :func:`confirmation_entries`); None: the search's numbers only.
     """
-    base = TrialRecord(trial, dict(trial.user_attrs.get("metrics", {})), dict(trial.constraints or {}))
+    base = TrialRecord(trial, dict(trial.user_attrs.get("metrics", {})), dict(trial.constraints or {}),
+                       infeasible_reason=trial.user_attrs.get("infeasible_reason", ""))
     return _apply(base, (entries or {}).get(str(trial.number)))
 
 

@@ -73,9 +73,9 @@ ARCHS = {
             hidden_size=WIDTH, num_hidden_layers=2, num_attention_heads=HEADS, intermediate_size=128, image_size=32,
             patch_size=8, num_labels=10))),
         lambda b, s: torch.from_numpy(np.random.default_rng(s).standard_normal((b, 3, 32, 32)).astype(np.float32)),
-        "ViTAttention", ("q_proj", "k_proj", "v_proj"), lambda p: p + ".o_proj", "num_attention_heads", "mlp.fc1",
-        # the class token and position embeddings are bare parameters: the residual width stays
-        exclude=("vit.embeddings",)),
+        # no exclude: the class token and position embeddings are resized with the residual width
+        # (tests/compress/test_bare_params.py)
+        "ViTAttention", ("q_proj", "k_proj", "v_proj"), lambda p: p + ".o_proj", "num_attention_heads", "mlp.fc1"),
     "whisper": Arch(
         _seeded(lambda: transformers.WhisperForAudioClassification(transformers.WhisperConfig(
             d_model=WIDTH, encoder_layers=2, encoder_attention_heads=HEADS, encoder_ffn_dim=128, num_mel_bins=16,

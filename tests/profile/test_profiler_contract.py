@@ -76,6 +76,8 @@ def test_profiler_measures_a_real_onnx_model(kind, model_path, request, tmp_path
             m = profiler.measure(model_path, inputs)
             assert isinstance(m, Measurement)
             assert m.latency_ms.unit == "ms" and m.latency_ms.source in LABELS and m.latency_ms.how
+            # what the confirmation pass reads before rebuilding anything: a timing profiler's latency is measured
+            assert isinstance(profiler.measures_time, bool) and profiler.measures_time == (m.latency_ms.source == "measured")
             assert math.isfinite(m.latency_ms.value) and m.latency_ms.value > 0
             if m.energy_mj is not None:
                 assert m.energy_mj.unit == "mJ" and m.energy_mj.source in LABELS and m.energy_mj.value >= 0
