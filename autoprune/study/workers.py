@@ -47,10 +47,19 @@ class TrialBudget:
 
     def __init__(self, n_trials: int) -> None:
         self.n_trials = n_trials
+        self.seen: int | None = None  # the highest trial number known here (None: not read yet)
 
     def next_step(self, study: optuna.Study) -> str:
-        """``"run"`` (a trial is left to start), ``"wait"`` (others' trials still run) or ``"done"``."""
+        """``"run"`` (a trial is left to start), ``"wait"`` (others' trials still run) or ``"done"``.
+
+        Reading every trial costs O(study) per trial, so the study is read only when the trial
+        numbers known here come near the budget: below it, "run" is safe, because a trial that
+        another worker's trials pushed past the budget is turned away by :meth:`guard`.
+        """
+        if self.seen is not None and self.seen + 1 < self.n_trials:
+            return "run"
         trials = counted(study.get_trials(deepcopy=False))
+        self.seen = max([self.seen if self.seen is not None else -1, *(t.number for t in trials)])
         if len(trials) < self.n_trials or any(t.state == optuna.trial.TrialState.WAITING for t in trials[: self.n_trials]):
             return "run"
         if any(t.state in _LIVE for t in trials[: self.n_trials]):
@@ -59,6 +68,9 @@ class TrialBudget:
 
     def admits(self, study: optuna.Study, number: int) -> bool:
         """Whether the trial ``number`` is within the budget (its rank among counted trials <= n_trials)."""
+        self.seen = max(self.seen if self.seen is not None else -1, number)
+        if number < self.n_trials:  # trial numbers start at 0, so its rank is at most number + 1
+            return True
         return sum(t.number <= number for t in counted(study.get_trials(deepcopy=False))) <= self.n_trials
 
     def guard(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:

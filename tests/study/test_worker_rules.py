@@ -35,6 +35,22 @@ def test_racing_workers_never_run_more_trials_than_the_budget():
     assert len(counted(study.trials)) == 3 and budget.next_step(study) == "done"
 
 
+def test_the_budget_reads_the_study_only_near_its_end(monkeypatch):
+    study, budget = _study(), TrialBudget(50)
+    reads = []
+    real = optuna.Study.get_trials
+    monkeypatch.setattr(optuna.Study, "get_trials", lambda self, *a, **k: reads.append(1) or real(self, *a, **k))
+    guarded = budget.guard(lambda t: 1.0)
+    assert budget.next_step(study) == "run" and len(reads) == 1  # the first look reads the study once
+    for _ in range(40):  # then every trial well below the budget costs no read (O(1) per trial)
+        assert budget.next_step(study) == "run"
+        study.optimize(guarded, n_trials=1)
+    assert len(reads) == 1
+    while budget.next_step(study) == "run":  # near the end it counts what the study holds
+        study.optimize(guarded, n_trials=1)
+    assert len(reads) > 1 and len(counted(real(study))) == 50 and budget.next_step(study) == "done"
+
+
 def test_a_stale_trial_s_retry_takes_its_place_in_the_budget():
     study, budget = _study(), TrialBudget(2)
     study.add_trial(optuna.create_trial(value=1.0))
