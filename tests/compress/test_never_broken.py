@@ -15,30 +15,11 @@ from autoprune.compress.check import forward_failure, output_shapes
 from autoprune.exceptions import UnsupportedLayerError
 from autoprune.plan import LayerPlan, Plan
 
+from broken_models import FixedView, OneFixedView
+
 warnings.filterwarnings("ignore", category=UserWarning)
 
 SETTINGS = BuildSettings(bn_batches=1, calibration_samples=8)
-
-
-class FixedView(nn.Module):
-    """Reshapes to a channel count stored when built: nothing tells it the channels were pruned."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.channels = channels
-
-    def forward(self, x):
-        return x.reshape(x.shape[0], self.channels, -1).amax(-1)
-
-
-class OneFixedView(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1, self.c2 = nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 32, 3, padding=1)
-        self.view, self.head = FixedView(32), nn.Linear(32, 4)
-
-    def forward(self, x):
-        return self.head(self.view(torch.relu(self.c2(torch.relu(self.c1(x))))))
 
 
 class TwoFixedViews(nn.Module):
