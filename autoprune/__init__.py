@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "discover": "autoprune.space",
     "SearchSpace": "autoprune.space",
+    "DiscoveryBudget": "autoprune.budget",
     "Plan": "autoprune.plan",
     "build": "autoprune.compress.entry",
     "BuildSettings": "autoprune.compress",

@@ -32,6 +32,11 @@
         window_s: 0.15              # timed window per model and round
         bits: true                  # also each layer's accuracy cost in int8 (the ladder keeps costly ones fp32)
       ladder: 8                     # seeds from the curves for this many latency targets; 0: none
+      mode: measure                 # measure | model (the calibrated cost model) | hybrid (see below)
+      hybrid_margin: 0.1            # hybrid: measure a trial whose latency 10 % lower would reach the front
+      discovery:                    # budget of tracing the model to find the search space (the probe aside)
+        seconds: 300                # null: no time limit
+        memory_mb: null             # resident memory it may add; null: half the memory available
     build:
       importance: magnitude         # magnitude | l1 | bn_scale | lamp | fpgm | module.path:factory
       bn_batches: 8
@@ -49,38 +54,12 @@
       margin: 0.1                   # also re-measure trials within 10 % of the front's costs
     storage: null                   # any Optuna storage URL; default sqlite in the run dir
 
-``confirm`` guards the front against the winner's curse: a trial measured during a fast
-moment of a noisy machine looks faster than it is, and is the one most likely to land on
-the front. After the search, every front trial (and every trial within ``margin`` of the
-front's costs, and the dense-fp32 baseline) is rebuilt, checked byte-identical, and
-re-measured in ``rounds`` interleaved rounds, so each trial's rounds are spread over the
-whole pass; its latency and energy become the 10 %-trimmed mean of the round medians
-(``how`` says so: a shared machine's speed is bimodal for seconds at a time, and a mean
-over rounds averages the modes where a median of a few rounds jumps between them), and
-the front is recomputed until every point on it is confirmed. Many short rounds beat a few
-long ones. The search's own numbers stay in the Optuna trials.
-
-Bit-widths below 8 (when the device profile lists them) are built as int8 stand-ins:
-latency is measured on the stand-in, accuracy is ``simulated`` in torch (QAT with
-``build.qat_steps``, learning rate ``build.finetune_lr``). In the simulation, activations
-into those layers have ``build.activation_bits`` (into 8-bit layers, 8, as in the artifact);
-a value other than 8 needs bit-widths below 8 in the study, and one below 8 must be a
-bit-width the device runs. ``build.calibration`` picks how activation ranges are found, in
-the int8 artifact (onnxruntime's MinMax or Percentile calibrator) and the simulation alike.
-Baselines below 8 bits (``dense-int4``, ``uniform-0.25-int2``) need that bit-width in the study.
-
-``search.sensitivity`` runs before the first trial of a new study and caps each group's
-``max_ratio``; ``search.ladder`` enqueues that many seeds from its curves after the baselines
-(at most the trials left; a ladder as long as them runs without a sampler). What they
-measure and how: :mod:`autoprune.sensitivity` and :mod:`autoprune.ladder`.
-
-``build.sparsity`` zeroes weights of every searched conv/linear layer after channel
-pruning: ``unstructured:<ratio>`` by magnitude, ``N:M`` keeping N of every M inputs. The
-ONNX artifact stays dense, so for sparse candidates and candidates with bits below 8,
-``size_kb`` is the size the *target* stores (``estimated``: the ONNX bytes with those
-weights counted packed/sparse) and the artifact's own bytes are ``onnx_size_kb``
-(``measured``). Otherwise ``size_kb`` is the measured ONNX size, as before: ``size_kb`` is
-always "what the target stores", and the ``size_kb`` constraint applies to it.
+What each section does is told where it is done: the confirmation pass in
+:mod:`autoprune.study.confirm`, bit-widths below 8 (int8 stand-ins, simulated accuracy) in
+:mod:`autoprune.study.candidate`, the sensitivity analysis and ladder in
+:mod:`autoprune.sensitivity` and :mod:`autoprune.ladder`, sparsity in
+:mod:`autoprune.compress.sparsity`, ``search.mode`` in :mod:`autoprune.study.hybrid`; the
+README's "YAML formats" says it for users.
 """
 
 from __future__ import annotations
@@ -95,6 +74,7 @@ from .compress.importance import IMPORTANCE
 from .exceptions import ConfigError
 from .metrics import metric_names
 from .baselines import BASELINE_FORMS, BASELINE_RE, check_baseline_bits
+from .budget import DiscoveryBudget
 from .compress.settings import CALIBRATION_METHODS, BuildSettings, parse_setting
 from .samplers import SAMPLERS
 
@@ -102,6 +82,7 @@ __all__ = ["StudyConfig", "SearchSettings", "SensitivitySettings", "Constraints"
            "SAMPLERS", "BASELINE_RE"]
 
 CONFIG_VERSION = 1
+MODES = ("measure", "model", "hybrid")  # search.mode: where a trial's latency comes from
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -158,6 +139,9 @@ class SearchSettings:
     baselines: tuple[str, ...] = ("dense-fp32", "dense-int8", "uniform-0.25", "uniform-0.5")
     sensitivity: SensitivitySettings = SensitivitySettings()
     ladder: int = 8
+    mode: str = "measure"
+    hybrid_margin: float = 0.1
+    discovery: DiscoveryBudget = DiscoveryBudget()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,6 +233,9 @@ class StudyConfig:
             baselines=tuple(baselines),
             sensitivity=_sensitivity(s),
             ladder=s.int("ladder", SearchSettings.ladder, lo=0, hi=1000),
+            mode=s.str("mode", "measure", choices=MODES),
+            hybrid_margin=s.float("hybrid_margin", SearchSettings.hybrid_margin, lo=0.0, hi=10.0),
+            discovery=_discovery(s),
         )
         if s.has("ladder") and search.ladder and not search.sensitivity.enabled:
             raise s.fail("ladder", "needs search.sensitivity.enabled: the seeds are allocated from its curves (set ladder: 0)")
@@ -335,6 +322,7 @@ _BUILD_DEFAULTS_UNWRITTEN = (
 _SEARCH_DEFAULTS_UNWRITTEN = (
     ("sensitivity", dataclasses.asdict(SensitivitySettings()) | {"ratios": list(SensitivitySettings.ratios)}),
     ("ladder", SearchSettings.ladder),
+    ("discovery", dataclasses.asdict(DiscoveryBudget())),
 )
 
 
@@ -358,6 +346,18 @@ def _sensitivity(s: Reader) -> SensitivitySettings:
     )
     k.finish()
     return settings
+
+
+def _discovery(s: Reader) -> DiscoveryBudget:
+    """``search.discovery``, checked; null turns a limit off (memory: half the memory available)."""
+    k = s.sub("discovery")
+    default = DiscoveryBudget()
+    budget = DiscoveryBudget(
+        seconds=None if k.has("seconds") and k.raw("seconds") is None else k.float("seconds", default.seconds, lo=1.0),
+        memory_mb=None if k.has("memory_mb") and k.raw("memory_mb") is None else k.float("memory_mb", default.memory_mb, lo=64.0),
+    )
+    k.finish()
+    return budget
 
 
 def _check_activation_bits(build: BuildSettings, bits, source: str, device, where: str) -> None:

@@ -16,6 +16,8 @@ __all__ = [
     "ExportError",
     "StorageError",
     "StudyMismatchError",
+    "DiscoveryError",
+    "DiscoveryBudgetError",
 ]
 
 
@@ -71,3 +73,22 @@ class StorageError(AutopruneError):
 
 class StudyMismatchError(ConfigError):
     """A worker joining a study has another base model, device profile or CPU than the study records."""
+
+
+class DiscoveryError(AutopruneError):
+    """Torch-Pruning cannot trace the model's dependency graph, so no search space can be found."""
+
+
+class DiscoveryBudgetError(DiscoveryError):
+    """Discovery ran past its time or memory budget (:class:`autoprune.budget.DiscoveryBudget`).
+
+    Attributes:
+        model: The model's class name.
+        resource: What ran out: ``"seconds"`` or ``"memory_mb"``.
+        limit: The budget, in seconds or MB.
+        used: What was used when discovery was stopped, in the same unit.
+    """
+
+    def __init__(self, message: str, *, model: str = "", resource: str = "", limit: float = 0.0, used: float = 0.0) -> None:
+        super().__init__(message)
+        self.model, self.resource, self.limit, self.used = model, resource, limit, used

@@ -28,7 +28,6 @@ from typing import Any
 import optuna
 import yaml
 
-from ._schema import atomic_write_bytes
 from .compress.build import Artifact, RecoveredBuild, build_recovered
 from .compress.recover import RecoverySettings
 from .config import ConfirmSettings, StudyConfig
@@ -132,7 +131,7 @@ def _with_test_accuracy(ctx: StudyContext, metrics: dict[str, Any], artifact: Ar
     """``metrics`` plus ``test_accuracy`` of ``artifact``'s bytes, unless present or the task has no test split."""
     if "test_accuracy" in metrics:
         return metrics
-    m = measure_test_accuracy(ctx.task, artifact.onnx_bytes, artifact.standin_bits)
+    m = measure_test_accuracy(ctx.task, artifact, artifact.standin_bits)  # the artifact: external data too
     if m is None:
         return metrics
     return {**metrics, "test_accuracy": dataclasses.replace(m, how=f"{m.how}; measured on {where} at export").to_dict()}
@@ -159,8 +158,8 @@ def _recovered_metrics(ctx: StudyContext, plan: Plan, rb: RecoveredBuild, recove
         result = measure(ctx, plan, profiler, rb.recovered)
         with tempfile.TemporaryDirectory(prefix="autoprune-recover-") as tmp:
             paths = {"recovered": Path(tmp) / "recovered.onnx", "unrecovered": Path(tmp) / "unrecovered.onnx"}
-            paths["recovered"].write_bytes(rb.recovered.onnx_bytes)
-            paths["unrecovered"].write_bytes(rb.unrecovered.onnx_bytes)
+            rb.recovered.save(paths["recovered"])
+            rb.unrecovered.save(paths["unrecovered"])
             rounds, failed = measure_rounds(profiler, paths, n_rounds, window)
     finally:
         profiler.close()
@@ -287,6 +286,7 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     _write_dir(out, {
         "plan.yaml": yaml.safe_dump(plan.to_dict(), sort_keys=False).encode(),
         "model.onnx": exported.onnx_bytes,
+        **({exported.external_data.file: exported.external_data.data} if exported.external_data else {}),  # over 2 GB
         "metrics.json": json.dumps(doc, indent=2).encode(),
     })
     return ExportResult(out, t.number, exported.sha256, doc["metrics"], record.confirmed, doc.get("proxy_metrics"), doc.get("recovery"))
@@ -315,7 +315,7 @@ def apply_plan(plan_path: str | os.PathLike, out: str | os.PathLike) -> dict[str
     recovery = RecoverySettings.from_dict(meta["recovery"], f"{plan_path}: meta.recovery") if meta.get("recovery") is not None else None
     bare = Plan(plan.layers)
     artifact = _build_recovered(ctx, bare, recovery).recovered if recovery is not None else build(ctx, bare)
-    atomic_write_bytes(out, artifact.onnx_bytes)
+    artifact.save(out)
     expected = meta.get("artifact_sha256")
     return {"out": str(out), "sha256": artifact.sha256, "size_bytes": artifact.size_bytes, "matches_plan": expected == artifact.sha256 if expected else None,
             "recovered": recovery is not None}

@@ -18,7 +18,7 @@ from torch import nn
 
 from .exceptions import ConfigError
 
-__all__ = ["INPUT_NAME", "Inputs", "Data", "call", "check_inputs", "input_names", "rows", "take", "count", "to_numpy"]
+__all__ = ["INPUT_NAME", "Inputs", "Data", "call", "check_inputs", "input_names", "rows", "take", "count", "to_numpy", "feeds"]
 
 # The ONNX input name of a model taking one tensor.
 INPUT_NAME = "input"
@@ -74,3 +74,25 @@ def to_numpy(inputs: Inputs) -> Data:
     if isinstance(inputs, Mapping):
         return {k: v.detach().cpu().numpy() for k, v in inputs.items()}
     return inputs.detach().cpu().numpy()
+
+
+def feeds(batch: Data, dtypes: Mapping[str, np.dtype], what: str = "data") -> dict[str, np.ndarray]:
+    """One batch as onnxruntime feeds: each of the graph's inputs (``{name: dtype}``), cast to its dtype.
+
+    An array feeds a one-input graph; a dict must hold every input by name (extra keys are
+    ignored). Token ids stay integers and images float32 whatever the data's own dtypes are.
+
+    Raises:
+        ConfigError: one array for a graph of several inputs, or a dict without one of them
+            (the message names ``what`` the data is).
+    """
+    if not isinstance(batch, Mapping):
+        if len(dtypes) != 1:
+            raise ConfigError(f"{what} is one array, but the model takes {len(dtypes)} inputs {list(dtypes)}: "
+                              "pass a dict of arrays keyed by them")
+        ((name, dtype),) = dtypes.items()
+        return {name: np.asarray(batch).astype(dtype, copy=False)}
+    missing = [name for name in dtypes if name not in batch]
+    if missing:
+        raise ConfigError(f"{what} has no {missing[0]!r} (the model's inputs: {list(dtypes)}; given: {list(batch)})")
+    return {name: np.asarray(batch[name]).astype(dtype, copy=False) for name, dtype in dtypes.items()}

@@ -41,7 +41,7 @@ def int8_cost(ctx: "StudyContext", space: SearchSpace, log: Callable[[str], None
     def accuracy(params: dict[str, Any]) -> float:
         with torch_threads(ctx.build_threads):
             art = build_artifact(ctx.model, space.plan_from_params(params), space, ctx.task, ctx.example_input, build)
-        return evaluate_onnx(art.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task).value
+        return evaluate_onnx(art, ctx.eval_X, ctx.eval_y, ctx.task).value
 
     base = accuracy(int8)
     out = {q.name: {"int8": base, "fp32": accuracy({**int8, f"bits:{q.name}": 32}), "macs_share": q.macs_share} for q in layers}

@@ -43,6 +43,7 @@ import torch
 from .compress.build import build_artifact
 from .config import SensitivitySettings
 from .exceptions import CandidateError
+from .inputs import Data, call, count, rows
 from .profile.paired import BLOCK, REF, coefficient_of_variation as _cv, paired_savings, with_references
 from .profile.rounds import TRIMMED_MEAN, measure_rounds, trimmed_mean
 from .quant_cost import int8_cost, int8_params
@@ -234,9 +235,9 @@ def cap_how(collapse: float | None) -> str:
             "(only this group pruned), at least one ratio_step")
 
 
-def _score(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, task: Any, batch_size: int = 512) -> float:
+def _score(model: torch.nn.Module, X: Data, y: np.ndarray, task: Any, batch_size: int = 512) -> float:
     with torch.no_grad():
-        out = torch.cat([model(torch.from_numpy(X[i:i + batch_size])) for i in range(0, len(X), batch_size)])
+        out = torch.cat([call(model, rows(X, slice(i, i + batch_size))) for i in range(0, count(X), batch_size)])
     return float(task.score(out.numpy(), y))
 
 
@@ -287,7 +288,7 @@ def analyse(ctx: "StudyContext", profiler: "Profiler", settings: SensitivitySett
 
         def keep(key, artifact) -> None:
             models[key] = Path(tmp) / f"{len(models)}.onnx"
-            models[key].write_bytes(artifact.onnx_bytes)
+            artifact.save(models[key])  # with its external data, for a model over 2 GB
 
         dense_artifact, dense_acc = build_one({})
         keep(REF, dense_artifact)

@@ -16,6 +16,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from .budget import DiscoveryBudget, run_within, traced
 from .exceptions import ConfigError, PlanError
 from .heads import head_size
 from .inputs import Inputs, call, check_inputs
@@ -281,6 +282,7 @@ def discover(
     bits: Iterable[int] = (8, 32),
     exclude: Sequence[str] = (),
     probe: bool = False,
+    budget: DiscoveryBudget | None = DiscoveryBudget(),
 ) -> SearchSpace:
     """Find the prunable channel groups and quantizable layers of ``model``.
 
@@ -295,6 +297,8 @@ def discover(
         exclude: Module paths or ``re:`` patterns kept out of pruning and quantization.
         probe: Also prune each group alone by one step on a copy and exclude, with the reason,
             the groups that break the model (:mod:`autoprune.probe`; a study does).
+        budget: Time and memory tracing may take (:class:`~autoprune.budget.DiscoveryBudget`:
+            300 s and half the free memory by default; None: no limit); the probe is not counted.
 
     Returns:
         The :class:`SearchSpace`.
@@ -304,6 +308,7 @@ def discover(
             resize and are not in ``exclude`` (one message names them all, with the ``exclude``
             list to paste). Bare parameters used position by position (class token, position
             embeddings, layer scale) are resized with their channels instead (:mod:`autoprune.unwrapped`).
+        DiscoveryError: Torch-Pruning fails to trace the model; ``DiscoveryBudgetError``: past ``budget``.
     """
     if not 0.0 <= max_ratio <= 0.95:
         raise ConfigError(f"discover: max_ratio must be in [0, 0.95], got {max_ratio}")
@@ -312,7 +317,16 @@ def discover(
         raise ConfigError(f"discover: bits must include 32, got {list(bits)}")
     example_input = check_inputs(example_input, "discover: example_input")
     model = model.eval()
-    DG = dependency_graph(model, example_input)
+    space = run_within(budget, model, lambda: _discover(model, example_input, max_ratio, ratio_step, round_to, bits, exclude))
+    if not probe:
+        return space
+    from .probe import probe as probe_groups  # the probe prunes (autoprune.compress), which builds on this module
+    return probe_groups(model, example_input, space)
+
+
+def _discover(model: nn.Module, example_input: Inputs, max_ratio: float, ratio_step: float, round_to: int,
+              bits: tuple[int, ...], exclude: Sequence[str]) -> SearchSpace:
+    DG = traced(model, "trace the dependency graph", lambda: dependency_graph(model, example_input))
     frozen = check_supported(model, exclude, resizable_owners(model, DG))
     names = {m: n for n, m in model.named_modules()}
     owner = {p: n for n, m in model.named_modules() for p in m.parameters(recurse=False)}
@@ -334,7 +348,8 @@ def discover(
 
     params = {p: n for n, p in model.named_parameters()}
     groups = []
-    for group in DG.get_all_groups(ignored_layers=ignored, root_module_types=PRUNABLE_ROOTS):
+    all_groups = traced(model, "group the channels", lambda: list(DG.get_all_groups(ignored_layers=ignored, root_module_types=PRUNABLE_ROOTS)))
+    for group in all_groups:
         root = group[0].dep.target.module
         members, touched, heads = [], [], {}
         for dep, _ in group:
@@ -382,9 +397,4 @@ def discover(
                 q_excluded.append(Excluded(name, "quantize", "excluded by configuration"))
             else:
                 layers.append(QuantLayer(name, type(m).__name__.lower(), macs.get(name, 0) / total, bits))
-    space = SearchSpace(tuple(groups), tuple(layers), tuple(excluded + q_excluded), int(total), ratio_step, round_to)
-    if not probe:
-        return space
-    from .probe import probe as probe_groups  # the probe prunes (autoprune.compress), which builds on this module
-
-    return probe_groups(model, example_input, space)
+    return SearchSpace(tuple(groups), tuple(layers), tuple(excluded + q_excluded), int(total), ratio_step, round_to)

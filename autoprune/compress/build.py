@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +26,7 @@ from ..inputs import call, rows
 from ..plan import LayerPlan, Plan
 from ..space import SearchSpace, layer_macs
 from .check import output_tensors
+from .external import ExternalData, serialize, write_files
 from .onnx_export import export_onnx, take_layer_nodes
 from .prune import prune_copy
 from .quantize import Calibration
@@ -45,10 +48,15 @@ class Artifact:
     """The bytes of one candidate's ONNX model and what went into making it.
 
     Attributes:
+        onnx_bytes: The ONNX file's bytes (the graph alone when ``external_data`` is set).
+        sha256: Of ``onnx_bytes`` followed by ``external_data``'s bytes, if any.
         standin_bits: Layers built as int8 in place of their planned bit-width (below 8),
             with that bit-width; empty when the artifact is the plan itself.
         model: The torch model that was exported (pruned, recovered, sparsified, float);
             the starting point of the simulation of ``standin_bits`` layers.
+        external_data: The weights of a model over protobuf's 2 GB limit, a file the graph
+            refers to by name (:mod:`autoprune.compress.external`); None: ``onnx_bytes`` is
+            the whole model. Either way :meth:`save` writes what onnxruntime loads.
     """
 
     onnx_bytes: bytes
@@ -58,10 +66,19 @@ class Artifact:
     stage_seconds: dict[str, float]
     standin_bits: dict[str, int] = dataclasses.field(default_factory=dict)
     model: torch.nn.Module | None = dataclasses.field(default=None, compare=False, repr=False)
+    external_data: ExternalData | None = dataclasses.field(default=None, repr=False)
 
     @property
     def size_bytes(self) -> int:
-        return len(self.onnx_bytes)
+        """Bytes of the ONNX file, and of its external data file if any."""
+        return len(self.onnx_bytes) + (len(self.external_data.data) if self.external_data else 0)
+
+    def save(self, path: str | os.PathLike) -> list[Path]:
+        """Write the model to ``path``, its external data (if any) beside it, each atomically; returns the files.
+
+        onnxruntime (``InferenceSession(path)``) and ``onnx.load(path)`` read it back as it is.
+        """
+        return write_files(path, self.onnx_bytes, self.external_data)
 
 
 def int8_standin(space: SearchSpace, bits: dict[str, int]) -> tuple[Plan, SearchSpace]:
@@ -165,8 +182,11 @@ def artifact_from_model(pruned: PrunedModel, plan: Plan, space: SearchSpace, tas
     record_planned_bits(proto, layer_nodes, standin, settings.activation_bits)
     t["quantize"] = time.perf_counter() - t0
 
-    data = proto.SerializeToString()
-    return Artifact(data, hashlib.sha256(data).hexdigest(), int(macs), pruned.channels, t, standin, work)
+    data, weights = serialize(proto)
+    sha = hashlib.sha256(data)
+    if weights is not None:
+        sha.update(weights.data)
+    return Artifact(data, sha.hexdigest(), int(macs), pruned.channels, t, standin, work, weights)
 
 
 def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor, settings: BuildSettings) -> Artifact:

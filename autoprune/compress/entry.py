@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._schema import atomic_write_bytes
 from ..inputs import Data, to_numpy
 from ..plan import Plan
 from ..space import SearchSpace, discover
@@ -110,7 +109,8 @@ def build(model: nn.Module, plan: Plan, data: Any, example_input: torch.Tensor, 
             any bit-width allowed.
         threads: torch threads to build on (torch's float sums depend on the count); default:
             the plan's ``meta.build_threads``, else the current count.
-        out: Also write the ONNX bytes here (atomically).
+        out: Also write the ONNX file here, atomically (with its external data file beside it
+            for a model over 2 GB: :meth:`Artifact.save`).
 
     Raises:
         PlanError: the plan does not fit the model.
@@ -128,7 +128,7 @@ def build(model: nn.Module, plan: Plan, data: Any, example_input: torch.Tensor, 
     with torch_threads(threads):
         artifact = build_artifact(model, plan, space, _training_data(data, settings), example_input, settings)
     if out is not None:
-        atomic_write_bytes(out, artifact.onnx_bytes)
+        artifact.save(out)
     return artifact
 
 
@@ -164,7 +164,7 @@ def to_onnx(model: nn.Module, plan: Plan, example_input: torch.Tensor, path: str
         model: The model to export.
         plan: Supplies each layer's bit-width.
         example_input: An input of batch size 1.
-        path: Where to write; written atomically.
+        path: Where to write; written atomically (:meth:`Artifact.save`).
         calibration_data: Training inputs for activation ranges (needed when any layer is 8-bit).
         space: The search space of ``model`` (discovered when omitted).
         settings: Build settings (default ``BuildSettings()``).
@@ -180,5 +180,5 @@ def to_onnx(model: nn.Module, plan: Plan, example_input: torch.Tensor, path: str
     X = calibration_data if calibration_data is not None else to_numpy(example_input)
     stage = PrunedModel(model.eval(), {}, {})
     artifact = artifact_from_model(stage, plan, space, TrainingData(X), example_input, settings or BuildSettings())
-    atomic_write_bytes(path, artifact.onnx_bytes)
+    artifact.save(path)
     return artifact

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
 import warnings
 from collections.abc import Mapping
 
@@ -24,6 +26,7 @@ from torch import nn
 
 from ..exceptions import CandidateError
 from ..inputs import INPUT_NAME, Inputs, input_names
+from . import external
 
 __all__ = ["export_onnx", "layer_nodes", "take_layer_nodes", "OPSET", "INPUT_NAME", "OUTPUT_NAME", "LAYER_NODES_KEY", "WEIGHTED_OPS"]
 
@@ -44,9 +47,14 @@ def export_onnx(model: nn.Module, example_input: Inputs) -> onnx.ModelProto:
 
     Uses the TorchScript-based exporter: it is deterministic and an order of magnitude
     faster than the torch.export-based one for the small graphs searched here. The graph's
-    metadata holds :func:`layer_nodes` under :data:`LAYER_NODES_KEY`.
+    metadata holds :func:`layer_nodes` under :data:`LAYER_NODES_KEY`. A model whose
+    parameters exceed :data:`~autoprune.compress.external.EXTERNAL_DATA_THRESHOLD` is
+    exported to a file (the exporter writes its weights as external data there) and read
+    back with them, since protobuf cannot hold it in one message.
     """
-    buf = io.BytesIO()
+    large = external.is_large(external.param_bytes(model))
+    tmp = tempfile.TemporaryDirectory(prefix="autoprune-export-") if large else None
+    buf = os.path.join(tmp.name, "model.onnx") if tmp else io.BytesIO()
     model = model.eval()
     names = input_names(example_input)
     args, kwargs = ((), dict(example_input)) if isinstance(example_input, Mapping) else ((example_input,), None)
@@ -59,9 +67,12 @@ def export_onnx(model: nn.Module, example_input: Inputs) -> onnx.ModelProto:
                 dynamic_axes={name: {0: "batch"} for name in [*names, OUTPUT_NAME]},
                 do_constant_folding=True,
             )
+        proto = onnx.load(buf) if tmp else onnx.load_from_string(buf.getvalue())  # onnx.load reads the external data
     except Exception as e:  # the exporter raises many types
         raise CandidateError(f"ONNX export failed: {type(e).__name__}: {e}") from e
-    proto = onnx.load_from_string(buf.getvalue())
+    finally:
+        if tmp:
+            tmp.cleanup()
     proto.producer_name = "autoprune"
     entry = proto.metadata_props.add()
     entry.key, entry.value = LAYER_NODES_KEY, json.dumps(layer_nodes(model, proto))

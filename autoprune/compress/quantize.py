@@ -24,8 +24,9 @@ from .._scoped import discard_stdout, quiet_root_logger
 from ..exceptions import CandidateError, ConfigError, PlanError
 from ..plan import Plan
 from ..space import SearchSpace
+from . import external
 from .fp16 import convert_fp16
-from ..inputs import Data, count, take
+from ..inputs import Data, count, feeds, take
 from .onnx_export import WEIGHTED_OPS, take_layer_nodes
 from .settings import CALIBRATION_METHODS
 
@@ -65,7 +66,7 @@ class _Reader(CalibrationDataReader):
     """Calibration batches as onnxruntime feeds, each input cast to the graph's dtype for it."""
 
     def __init__(self, data: Data, dtypes: dict[str, np.dtype], batch_size: int) -> None:
-        self._batches = [_feeds(take(data, slice(i, i + batch_size)), dtypes) for i in range(0, count(data), batch_size)]
+        self._batches = [feeds(take(data, slice(i, i + batch_size)), dtypes, "calibration data") for i in range(0, count(data), batch_size)]
         self._it = iter(self._batches)
 
     def get_next(self):
@@ -82,20 +83,6 @@ def input_dtypes(proto: onnx.ModelProto) -> dict[str, np.dtype]:
     exported model takes it (float64 arrays as float32, token ids as int64), never as float.
     """
     return {i.name: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)) for i in proto.graph.input}
-
-
-def _feeds(batch: Data, dtypes: dict[str, np.dtype]) -> dict[str, np.ndarray]:
-    """One batch (an array for a one-input graph, else a dict with every input) as feeds of the graph's dtypes."""
-    if not isinstance(batch, Mapping):
-        if len(dtypes) != 1:
-            raise ConfigError(f"calibration data is one array, but the model takes {len(dtypes)} inputs {list(dtypes)}: "
-                              "pass a dict of arrays keyed by them")
-        ((name, dtype),) = dtypes.items()
-        return {name: batch.astype(dtype, copy=False)}
-    missing = [name for name in dtypes if name not in batch]
-    if missing:
-        raise ConfigError(f"calibration data has no {missing[0]!r} (the model's inputs: {list(dtypes)}; given: {list(batch)})")
-    return {name: np.asarray(batch[name]).astype(dtype, copy=False) for name, dtype in dtypes.items()}
 
 
 def quantize_int8(proto: onnx.ModelProto, quantize_nodes: list[str], exclude_nodes: list[str], calibration: Data | Calibration) -> onnx.ModelProto:
@@ -119,9 +106,10 @@ def quantize_int8(proto: onnx.ModelProto, quantize_nodes: list[str], exclude_nod
         calibration = Calibration(calibration if isinstance(calibration, Mapping) else np.asarray(calibration))
     method, extra_options = calibration.ort_options()
     reader = _Reader(calibration.data, input_dtypes(proto), 64)  # raises ConfigError for data that does not fit
+    large = external.is_large(external.weight_bytes(proto))  # over protobuf's limit: files with external data
     with tempfile.TemporaryDirectory(prefix="autoprune-q-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        onnx.save(proto, src)
+        external.save_onnx(proto, src)
         try:
             # The quantizer logs its preprocessing advice through the root logger, and the
             # histogram calibrators print their progress.
@@ -135,10 +123,11 @@ def quantize_int8(proto: onnx.ModelProto, quantize_nodes: list[str], exclude_nod
                     calibrate_method=method,
                     nodes_to_exclude=list(exclude_nodes),
                     extra_options=extra_options,
+                    use_external_data_format=large,
                 )
         except Exception as e:
             raise CandidateError(f"onnxruntime quantization failed: {type(e).__name__}: {e}") from e
-        return onnx.load(dst)
+        return onnx.load(dst)  # with its external data, read from beside it
 
 
 def check_runnable(bits: dict[str, int]) -> dict[str, int]:

@@ -172,18 +172,18 @@ class _Pass:
                                               f"{str(r.trial.user_attrs.get('sha256'))[:12]}): not re-measured")
                 continue
             path = tmp / f"trial-{r.number}.onnx"
-            path.write_bytes(artifact.onnx_bytes)
+            artifact.save(path)  # with its external data file, for a model over 2 GB
             built.append((r, path, dict(artifact.standin_bits)))
-            self._measure_test(r.number, artifact.onnx_bytes, dict(artifact.standin_bits))
+            self._measure_test(r.number, artifact, dict(artifact.standin_bits))
         return built
 
-    def _measure_test(self, number: int, onnx_bytes: bytes, standin: dict[str, int]) -> None:
-        """Test-split accuracy of these exact (byte-checked) bytes, if the task has a test split."""
+    def _measure_test(self, number: int, artifact: Any, standin: dict[str, int]) -> None:
+        """Test-split accuracy of this exact (byte-checked) artifact, if the task has a test split."""
         if self._test_data is None:
             self._test_data = self.ctx.task.test_data() or ()
         if self._test_data:
             try:
-                self.test_accuracy[number] = measure_test_accuracy(self.ctx.task, onnx_bytes, standin, data=self._test_data)
+                self.test_accuracy[number] = measure_test_accuracy(self.ctx.task, artifact, standin, data=self._test_data)
             except AutopruneError:  # e.g. non-finite outputs on the test split: report none, confirm the rest
                 pass
 

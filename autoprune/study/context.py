@@ -98,7 +98,7 @@ class StudyContext:
         s = config.search
         # probe: groups whose pruning breaks the model are left out before any trial, with the reason
         space = discover(model, x, max_ratio=s.max_ratio, ratio_step=s.ratio_step, round_to=s.round_to, bits=bits,
-                         exclude=s.exclude, probe=True)
+                         exclude=s.exclude, probe=True, budget=s.discovery)
         X, y = task.eval_data()
         return cls(config, task, model, x, device, space, X, y)
 

@@ -11,6 +11,7 @@ values or constraints, so neither the sampler nor the front can see it.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import optuna
@@ -27,13 +28,13 @@ __all__ = ["TEST_SPLIT", "measure_test_accuracy", "dense_artifact", "record_dens
 TEST_SPLIT = "test split (reported only, never used to select)"
 
 
-def measure_test_accuracy(task, model: bytes, standin: dict[str, int] | None = None,
+def measure_test_accuracy(task, model: Any, standin: dict[str, int] | None = None,
                           data: tuple[np.ndarray, np.ndarray] | None = None) -> Metric | None:
     """Accuracy of the ONNX ``model`` on ``task``'s test split; None when the task has none.
 
     Args:
         task: The study's task.
-        model: The artifact's bytes (the ones that were measured and are exported).
+        model: The artifact (or its ONNX bytes): the one that was measured and is exported.
         standin: ``{layer: bits}`` built as int8 stand-ins; the ``how`` then says so.
         data: The test split when the caller already loaded it (default: ``task.test_data()``).
     """
@@ -62,5 +63,5 @@ def record_dense_test_accuracy(study: optuna.Study, ctx: StudyContext) -> None:
     data = ctx.task.test_data()
     if data is None:
         return
-    m = measure_test_accuracy(ctx.task, dense_artifact(ctx).onnx_bytes, data=data)
+    m = measure_test_accuracy(ctx.task, dense_artifact(ctx), data=data)
     study.set_user_attr("dense", {**dense, "test_accuracy": m.to_dict()})

@@ -34,16 +34,21 @@ class Task(abc.ABC):
         """The trained dense model, in eval mode. Callers must not modify it."""
 
     @abc.abstractmethod
-    def example_input(self) -> torch.Tensor:
-        """One input of batch size 1, as the deployed model receives it."""
+    def example_input(self) -> torch.Tensor | dict[str, torch.Tensor]:
+        """One input of batch size 1, as the deployed model receives it.
+
+        A tensor, or a dict of tensors passed to the model as keyword arguments (a tokenizer's
+        ``input_ids`` and ``attention_mask``, int64): each key becomes an ONNX input of that
+        name and dtype, and every ``X`` of the task is then a dict of arrays with the same keys.
+        """
 
     @abc.abstractmethod
-    def eval_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """The fixed evaluation split ``(X, y)`` as numpy arrays."""
+    def eval_data(self) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray]:
+        """The fixed evaluation split ``(X, y)``: numpy arrays (``X`` a dict of them for dict inputs)."""
 
     @abc.abstractmethod
-    def train_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """Training data ``(X, y)`` for calibration, BatchNorm statistics and fine-tuning."""
+    def train_data(self) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray]:
+        """Training data ``(X, y)`` for calibration, BatchNorm statistics and fine-tuning (``X`` as in :meth:`eval_data`)."""
 
     def test_data(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The held-out test split ``(X, y)``, or None when the task has none.
