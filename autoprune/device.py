@@ -17,6 +17,10 @@ A device profile is a versioned YAML file in ``device_profiles/``::
       watts: 15.0        # used for the energy estimate when no meter exists
       source: "..."      # where the figure comes from
 
+``calibration: calibrations/local-cpu.json`` (relative to the profile) names the device's
+calibrated cost model, written by ``autoprune calibrate`` (:mod:`autoprune.costmodel.calibrate`);
+a study in ``search.mode: model`` or ``hybrid`` predicts latency with it.
+
 An ``agent:`` section (urls, token source, timeouts) is read when ``profiler.kind`` is
 ``agent``; see :mod:`autoprune.profile`. The modelled kinds ``bitserial`` and ``mcu`` compute
 latency and energy from the artifact's graph instead of timing it, with the parameters (and
@@ -127,6 +131,7 @@ class DeviceProfile:
     power_source: str = ""
     agent: AgentSettings | None = None
     target: Any = None  # a modelled target's parameters (autoprune.costmodel.targets), for kinds bitserial and mcu
+    calibration: str | None = None  # the cost model's calibration file (autoprune calibrate), relative to this file
     version: int = PROFILE_VERSION
     path: str = dataclasses.field(default="", compare=False)
 
@@ -178,6 +183,7 @@ class DeviceProfile:
         from .costmodel.targets import TARGETS, read_target
 
         target = read_target(r, profiler.kind) if r.has("target") or profiler.kind in TARGETS else None
+        calibration = r.str("calibration", None)
         r.finish()
         return cls(
             name=name,
@@ -188,6 +194,7 @@ class DeviceProfile:
             power_source=str(source or ""),
             agent=agent,
             target=target,
+            calibration=calibration,
             version=version,
             path=label,
         )
@@ -207,7 +214,17 @@ class DeviceProfile:
             d["agent"] = {k: v for k, v in a.items() if v is not None}
         if self.target is not None:
             d["target"] = self.target.to_dict()
+        if self.calibration is not None:
+            d["calibration"] = self.calibration
         return d
+
+    def calibration_path(self) -> Path | None:
+        """The calibration file, resolved against the profile's own directory (None when the profile names none)."""
+        if self.calibration is None:
+            return None
+        p = Path(os.path.expanduser(self.calibration))
+        base = Path(self.path).parent if self.path and not self.path.startswith("<") else Path(".")
+        return p if p.is_absolute() else base / p
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))

@@ -77,6 +77,10 @@ class RunningFront:
         """Keys of the points on the front, in the order they joined."""
         return list(self._points)
 
+    def points(self) -> list[tuple[float, ...]]:
+        """The points on the front, in the order they joined."""
+        return list(self._points.values())
+
     def __len__(self) -> int:
         return len(self._points)
 

@@ -18,7 +18,7 @@ from ..exceptions import AutopruneError
 
 __all__ = ["main"]
 
-COMMANDS = ("run", "export", "apply", "profile", "report", "agent", "sensitivity")
+COMMANDS = ("run", "export", "apply", "profile", "report", "agent", "sensitivity", "calibrate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     except AutopruneError as e:
         print(f"autoprune {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print(f"autoprune {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # its message, where there is one, says what was kept
+        print(f"autoprune {args.command}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 __all__ = ["register"]
@@ -26,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="worker processes on this machine (default 1); more than 1 needs --storage (not SQLite)")
     p.add_argument("--heartbeat", type=int, default=None, metavar="S",
                    help="Optuna heartbeat interval in seconds (default 30); a killed worker's trial is retried after 3 missed beats")
+    p.add_argument("--build-threads", type=int, default=None, metavar="N",
+                   help="torch threads per build if this run creates the study (default: torch's thread count here divided "
+                        "by --workers, at least 1); the study records it and every worker, export and apply builds on it")
+    p.add_argument("--mode", metavar="MODE", help="override search.mode: measure | model | hybrid "
+                   "(latency timed, predicted by the device's calibrated cost model, or predicted and measured near the front)")
     p.add_argument("--json", action="store_true", help="print the front as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -43,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
         if args.n_trials < 1:
             raise ConfigError(f"--n-trials must be >= 1, got {args.n_trials}")
         config = dataclasses.replace(config, search=dataclasses.replace(config.search, n_trials=args.n_trials))
+    if args.mode is not None:
+        from ..config import MODES
+
+        if args.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}")
+        config = dataclasses.replace(config, search=dataclasses.replace(config.search, mode=args.mode))
     url = args.storage or config.storage
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
@@ -52,10 +65,20 @@ def run(args: argparse.Namespace) -> int:
     heartbeat = {} if args.heartbeat is None else {"heartbeat_s": args.heartbeat}
     if args.heartbeat is not None and args.heartbeat < 1:
         raise ConfigError(f"--heartbeat must be >= 1 s, got {args.heartbeat}")
+    if args.build_threads is not None and args.build_threads < 1:
+        raise ConfigError(f"--build-threads must be >= 1, got {args.build_threads}")
+    if args.build_threads is None:
+        from ..study.workers import build_threads_for
+
+        args.build_threads = build_threads_for(args.workers)
     out = Path(args.out) if args.out else Path("runs") / config.name
     children = _start_workers(args, url, out) if args.workers > 1 else []
     try:
-        result = run_study(config, out, progress=not args.quiet and not args.json, storage=args.storage, **heartbeat)
+        result = run_study(config, out, progress=not args.quiet and not args.json, storage=args.storage,
+                           build_threads=args.build_threads, **heartbeat)
+    except KeyboardInterrupt:
+        _interrupt(children)
+        raise
     finally:
         codes = [c.wait() for c in children]
     failed = [f"worker {i + 1} exited with code {c}" for i, c in enumerate(codes) if c != 0]
@@ -98,5 +121,22 @@ def _start_workers(args: argparse.Namespace, url: str, out: Path) -> list[subpro
         argv += ["--n-trials", str(args.n_trials)]
     if args.heartbeat is not None:
         argv += ["--heartbeat", str(args.heartbeat)]
+    if args.mode is not None:
+        argv += ["--mode", args.mode]
+    argv += ["--build-threads", str(args.build_threads)]  # whichever worker creates the study records the same count
     return [subprocess.Popen([*argv, "--out", str(out / "workers" / str(i + 1))], stdout=subprocess.DEVNULL)
             for i in range(args.workers - 1)]
+
+
+def _interrupt(children: list[subprocess.Popen], grace_s: float = 2.0) -> None:
+    """Pass Ctrl-C on to the workers still running ``grace_s`` after it.
+
+    A terminal's Ctrl-C reaches every worker (one process group), and each stops on its own; a
+    SIGINT sent to this process alone (``kill -INT``) did not reach them.
+    """
+    deadline = time.monotonic() + grace_s
+    for c in children:
+        try:
+            c.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.send_signal(signal.SIGINT)

@@ -26,6 +26,7 @@ from ..plan import Plan
 from ..profile import Measurement, Profiler
 from ..threads import torch_threads
 from .context import StudyContext
+from .hybrid import HybridProfiler
 from .workers import measure_lock
 
 __all__ = ["CandidateResult", "build", "measure"]
@@ -125,35 +126,38 @@ def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifac
     if standin:
         accuracy, stages["simulate"] = simulated_accuracy(ctx, plan, artifact)
     else:
-        accuracy = evaluate_onnx(artifact.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task)
+        accuracy = evaluate_onnx(artifact, ctx.eval_X, ctx.eval_y, ctx.task)
     stages["evaluate"] = time.perf_counter() - t0 - stages.get("simulate", 0.0)
 
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="autoprune-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        path.write_bytes(artifact.onnx_bytes)
-        with measure_lock(ctx.device.profiler.kind):  # other workers on this machine build meanwhile
-            measurement = profiler.measure(path)
-    stages["profile"] = time.perf_counter() - t0
-
-    modelled = measurement.latency_ms.source == "modelled"  # computed at the planned bits, not timed on the stand-in
     onnx_size = Metric(artifact.size_bytes / 1024.0, "kB", "measured", "bytes of the ONNX artifact / 1024")
     metrics = {
         "accuracy": accuracy,
-        "latency_ms": measurement.latency_ms,
-        "latency_p90_ms": _p90(measurement),
         "size_kb": onnx_size,
         "macs": Metric(float(artifact.macs), "", "measured", "multiply-accumulates counted from the pruned model's layer shapes, batch 1"),
     }
-    if measurement.energy_mj is not None:
-        metrics["energy_mj"] = measurement.energy_mj
     sparsity = parse_setting(ctx.config.build.sparsity)
     if standin or sparsity is not None:  # the target stores something other than the ONNX file
         bits = ctx.space.resolve_bits(plan)
         artifact_bits = {name: 8 if name in standin else b for name, b in bits.items()}
         metrics["size_kb"] = packed_size(artifact.size_bytes, artifact.model, bits, artifact_bits, sparsity)
         metrics["onnx_size_kb"] = onnx_size
-    if standin and not modelled:
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="autoprune-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        artifact.save(path)  # with its external data file, for a model over 2 GB
+        with measure_lock(ctx.device.profiler.kind):  # other workers on this machine build meanwhile
+            if isinstance(profiler, HybridProfiler):  # predicts, then measures if the candidate may reach the front
+                measurement = profiler.measure_candidate(path, {k: m.value for k, m in metrics.items()})
+            else:
+                measurement = profiler.measure(path)
+    stages["profile"] = time.perf_counter() - t0
+
+    metrics["latency_ms"] = measurement.latency_ms
+    metrics["latency_p90_ms"] = _p90(measurement)
+    if measurement.energy_mj is not None:
+        metrics["energy_mj"] = measurement.energy_mj
+    if standin and ctx.device.target is None:  # a modelled target costs the planned bits, not the stand-in
         for name in metric_names(is_timing=True):
             if name in metrics:
                 metrics[name] = standin_note(metrics[name], standin)

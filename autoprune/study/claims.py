@@ -6,7 +6,9 @@ is atomic in every Optuna storage: the relational ones reject a second study of 
 :class:`optuna.exceptions.DuplicatedStudyError` for every writer but the first. So exactly one
 worker creates a given claim; it records its worker id, beats while it works and marks the
 claim done. The others wait for ``done``; if the owner stops beating for ``stale_s`` (it was
-killed), the next generation ``<key>.1`` is claimed the same way and the work is redone.
+killed), the next generation ``<key>.1`` is claimed the same way and the work is redone. An
+owner whose job raised (Ctrl-C, a lost storage) marks its claim stale at once, so the rerun
+or another worker takes over without waiting.
 Everything claimed this way is idempotent, so a takeover after a partial run is safe.
 
 Claims hold no search data; they show up as extra studies in ``optuna studies``.
@@ -20,6 +22,8 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import optuna
+
+from .storage import unreachable
 
 __all__ = ["Claims", "SEP"]
 
@@ -77,13 +81,24 @@ class Claims:
             n += 1
         return n
 
+    def _abandon(self, key: str) -> None:
+        try:
+            self._set(key, "beat", 0.0)  # stale now: the next worker to look takes over
+        except Exception as e:
+            if not unreachable(e):
+                raise
+
     @contextmanager
     def _beating(self, key: str) -> Iterator[None]:
         stop = threading.Event()
 
         def beat() -> None:
             while not stop.wait(self.stale_s / 4):
-                self._set(key, "beat", time.time())
+                try:
+                    self._set(key, "beat", time.time())
+                except Exception as e:  # a beat missed while the storage is away: stale_s allows for it
+                    if not unreachable(e):
+                        raise
 
         t = threading.Thread(target=beat, name=f"autoprune-claim-{key}", daemon=True)
         t.start()
@@ -104,8 +119,12 @@ class Claims:
             current = key if gen == 0 else f"{key}.{gen}"
             if self.claim(current):
                 log(f"{what}: by this worker ({self.worker})")
-                with self._beating(current):
-                    job()
+                try:
+                    with self._beating(current):
+                        job()
+                except BaseException:
+                    self._abandon(current)
+                    raise
                 self._set(current, "done", True)
                 return True
             rec = self.attrs(current) or {}
@@ -117,5 +136,6 @@ class Claims:
                 rec = self.attrs(current) or {}
             if rec.get("done"):
                 return False
-            log(f"{what}: worker {rec.get('owner')} stopped beating {self.stale_s:g} s ago; taking over")
+            gone = "gave it up" if float(rec.get("beat", 0.0)) == 0.0 else f"stopped beating {self.stale_s:g} s ago"
+            log(f"{what}: worker {rec.get('owner')} {gone}; taking over")
             gen += 1

@@ -19,21 +19,25 @@ import optuna
 from .._schema import atomic_write_text
 from .._scoped import quiet_optuna
 from ..config import StudyConfig, load_study_config
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, StorageError
 from ..metrics import metric_direction
-from ..profile import Profiler, make_profiler
+from ..profile import Profiler
 from ..baselines import baseline_params
 from ..ladder import SEED_ATTR, enqueue_ladder
 from ..sensitivity import Sensitivity, apply_to_study
 from .bookkeeping import Bookkeeping
+from .hybrid import mode_profiler
+from ..costmodel.calibrated import load_device_calibration
+from ..device import load_device_profile
 from .claims import Claims
 from .confirm import confirm_front, needs_confirmation
 from .context import StudyContext, cpu_model, model_fingerprint
 from .heldout import dense_artifact, record_dense_test_accuracy
+from .liveness import INTERRUPTED, TrialWatch, retry_stale
 from .objective import CANDIDATE_ERRORS, Objective
 from .outputs import RUN_FILE, write_outputs
 from .progress import ProgressBar
-from .storage import GRACE_FACTOR, HEARTBEAT_S, has_heartbeat, open_storage
+from .storage import GRACE_FACTOR, HEARTBEAT_S, MAX_RETRY, open_storage, redact, retrying, storage_lost, unreachable
 from .workers import TrialBudget, check_joining, counted
 from ..samplers import make_sampler
 
@@ -84,7 +88,7 @@ def _prepare(study: optuna.Study, ctx: StudyContext, profiler: Profiler, log: Ca
         # The reference is the original model: no pruning, no quantization, no sparsity.
         # Its test_accuracy is added after the search (record_dense_test_accuracy).
         dense = dense_artifact(ctx)
-        acc = evaluate_onnx(dense.onnx_bytes, ctx.eval_X, ctx.eval_y, ctx.task)
+        acc = evaluate_onnx(dense, ctx.eval_X, ctx.eval_y, ctx.task)
         study.set_user_attr("dense", {"accuracy": acc.to_dict(), "macs": dense.macs, "size_bytes": dense.size_bytes})
     apply_to_study(study, ctx, profiler, log)  # runs the analysis for a new study and stores it
 
@@ -108,38 +112,57 @@ def _enqueue(study: optuna.Study, ctx: StudyContext, sens: Sensitivity | None, l
         enqueue_ladder(study, ctx.space, sens, search, [baseline_params(ctx.space, b) for b in search.baselines], log)
 
 
-def _search(study: optuna.Study, objective: Objective, budget: TrialBudget, books: Bookkeeping, config: StudyConfig,
-            claims: Claims, log: Callable[[str], None]) -> None:
+def _search(study: optuna.Study, watch: TrialWatch, budget: TrialBudget, books: Bookkeeping, config: StudyConfig,
+            url: str, poll_s: float, log: Callable[[str], None]) -> None:
     """Run trials while the study-wide budget has room, then wait for the other workers' trials to end.
 
-    Only where the storage has heartbeats: a killed worker's trial is failed and retried there,
-    so waiting ends. The journal storage has none, and its killed workers' trials would run
-    forever: there a worker leaves when the budget is spent, and the last to finish goes on.
+    Every storage opened here beats (:mod:`autoprune.study.liveness`): a killed worker's trial
+    is failed as stale and retried, so waiting ends. A storage that stops answering is tried
+    again with backoff (:func:`~autoprune.study.storage.retrying`), and a trial it cut short is
+    failed and queued again once it answers.
     """
     t0 = time.monotonic()
     timeout = config.search.timeout_s
-    guarded = budget.guard(objective)
     waiting = False
-    while timeout is None or time.monotonic() - t0 < timeout:
-        if has_heartbeat(claims.storage):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)  # a dead worker's trial is retried (re-enqueued)
-        step = budget.next_step(study)
-        if step == "done":
-            return
-        if step == "wait" and not has_heartbeat(claims.storage):
-            log("search: the budget is spent; other workers' trials still run (the last to end runs the confirmation pass)")
-            return
-        if step == "wait":
+
+    def step() -> str:
+        nonlocal waiting
+        cut = watch.give_up(study, "the storage stopped answering mid-trial; queued again with the same parameters")
+        if cut is not None:
+            log(f"search: trial {cut}, cut short while the storage was away, is queued again")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial is retried (re-enqueued)
+        next_step = budget.next_step(study)
+        if next_step == "wait":
             if not waiting:
                 log("search: the budget is spent; waiting for the other workers' trials to end")
                 waiting = True
-            time.sleep(claims.poll_s)
-            continue
-        waiting = False
-        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - t0))
-        study.optimize(guarded, n_trials=1, timeout=left, catch=CANDIDATE_ERRORS, callbacks=[books])
+            time.sleep(poll_s)
+        elif next_step == "run":
+            waiting = False
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - t0))
+            study.optimize(watch, n_trials=1, timeout=left, catch=CANDIDATE_ERRORS, callbacks=[books])
+            watch.ended()
+        return next_step
+
+    while timeout is None or time.monotonic() - t0 < timeout:
+        if retrying(step, url, "the search", log=log) == "done":
+            return
+
+
+def _interrupted(study: optuna.Study, watch: TrialWatch | None, out: Path, config: StudyConfig, url: str) -> str:
+    """After Ctrl-C: the trial it cut short failed and queued again, the outputs rewritten; the line to print."""
+    try:
+        number = watch.give_up(study, INTERRUPTED) if watch is not None else None
+        if watch is not None:  # the search had begun: its outputs follow the storage
+            write_outputs(study, out, list(config.objectives))
+    except Exception as e:
+        if not unreachable(e):
+            raise
+        return f"study {config.name}: storage {redact(url)} unreachable, so the running trial stays RUNNING until it is found stale; rerun the same command to resume"
+    cut = f"trial {number} failed (interrupted) and queued again" if number is not None else "no search trial was cut short"
+    return f"study {config.name}: {cut}; {out} holds every finished trial; rerun the same command to resume"
 
 
 @quiet_optuna()  # Optuna logs every trial at INFO; the caller's verbosity is back when the study returns
@@ -152,6 +175,7 @@ def run_study(
     log: Callable[[str], None] | None = None,
     storage: str | None = None,
     heartbeat_s: int = HEARTBEAT_S,
+    build_threads: int | None = None,
 ) -> StudyResult:
     """Run (or resume, or join) the study described by ``config``; returns the study, its directory and its front.
 
@@ -169,19 +193,26 @@ def run_study(
         progress: Show a progress bar.
         log: Progress lines (default: stderr).
         storage: Optuna storage URL, overriding ``config.storage`` (default: SQLite in the run dir).
-        heartbeat_s: Optuna's heartbeat interval on relational storages; a killed worker's
-            trial is failed and retried after 3 intervals without a beat.
+        heartbeat_s: Heartbeat interval; a killed worker's trial is failed and retried after 3
+            intervals without a beat.
+        build_threads: torch threads for builds if this worker creates the study (default:
+            torch's count here); a worker joining a study builds on the count the study recorded.
 
     Raises:
         ConfigError: bad config, unknown device or task — raised before anything is written.
         StudyMismatchError: the study was begun with another base model, device profile or CPU.
         StorageError: the storage did not answer after retries.
+        KeyboardInterrupt: Ctrl-C; the trial it cut short is failed and queued again, the
+            outputs are rewritten, and the exception's message says so.
     """
     if not isinstance(config, StudyConfig):
         config = load_study_config(config)
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    if config.search.mode != "measure":  # a missing or foreign calibration fails before the model is loaded
+        load_device_calibration(load_device_profile(config.device))
     ctx = StudyContext.prepare(config)  # validates everything before a file is written
-    profiler = make_profiler(profiler or ctx.device)
+    # search.mode: timed on the device, predicted by its calibrated cost model, or both (hybrid)
+    profiler = mode_profiler(config.search.mode, ctx.device, config.objectives, profiler, config.search.hybrid_margin)
     out = Path(out_dir) if out_dir is not None else Path("runs") / config.name
     out.mkdir(parents=True, exist_ok=True)
     url = storage or config.storage or f"sqlite:///{(out / 'study.db').resolve()}"
@@ -203,6 +234,8 @@ def run_study(
     fingerprint = model_fingerprint(ctx.model)
     _check_joining(study, ctx, fingerprint)
     atomic_write_text(out / RUN_FILE, json.dumps({"study_name": config.name, "storage": url, "config": config.to_dict()}, indent=2))
+    ctx.build_threads = build_threads  # recorded if this worker creates the study; a joiner takes the study's below
+    watch: TrialWatch | None = None
     try:
         claims.once("prepare", lambda: _prepare(study, ctx, profiler, log), log, "preparing the study")
         _check_joining(study, ctx, fingerprint)  # a worker that waited for the study's creator is checked against its facts
@@ -220,8 +253,9 @@ def run_study(
             log(f"study {config.name}: worker {index} ({worker}) joins with {done} of {config.search.n_trials} trial(s) done "
                 f"on device {ctx.device.name}; outputs in {out}")
             books.start(study)  # the one read of every trial; from here the bookkeeping is incremental
+            watch = TrialWatch(budget.guard(Objective(ctx, profiler, dense_accuracy)), retry_stale(MAX_RETRY))
             try:
-                _search(study, Objective(ctx, profiler, dense_accuracy), budget, books, config, claims, log)
+                _search(study, watch, budget, books, config, url, claims.poll_s, log)
             finally:
                 bar.close()
         else:
@@ -234,10 +268,20 @@ def run_study(
             n = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
             settings = hashlib.sha256(json.dumps(dataclasses.asdict(config.confirm), sort_keys=True).encode()).hexdigest()[:8]
             claims.once(f"confirm-{n}-{settings}", lambda: confirm_front(study, ctx, profiler, log), log, "confirmation pass")
-        record_dense_test_accuracy(study, ctx)  # after the search: the test split is never seen while selecting
+        # after the search: the test split is never seen while selecting
+        retrying(lambda: record_dense_test_accuracy(study, ctx), url, "recording the dense test accuracy", log=log)
+        front = retrying(lambda: write_outputs(study, out, list(config.objectives)), url, "writing the outputs", log=log)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_interrupted(study, watch, out, config, url)) from None
+    except StorageError:
+        raise
+    except Exception as e:
+        if unreachable(e):  # outside the search, where a step may not be safe to repeat: stop, the rerun resumes
+            raise storage_lost(url, "preparing or confirming the study", e) from None
+        raise
     finally:
         profiler.close()
-    return StudyResult(study, out, write_outputs(study, out, list(config.objectives)))
+    return StudyResult(study, out, front)
 
 
 def _check_joining(study: optuna.Study, ctx: StudyContext, fingerprint: str) -> None:

@@ -12,6 +12,10 @@
   numbers into one front: it is refused (:func:`check_joining`).
 * **Measure lock** — workers on one machine build in parallel but time one at a time: a
   machine-wide file lock (:func:`measure_lock`) is held around each local measurement.
+* **Build threads** — a study builds on one torch thread count (byte-identical artifacts need
+  one, see :mod:`autoprune.threads`), chosen when the study is created: ``--workers N`` makes
+  it the machine's count divided by N (:func:`build_threads_for`), so N workers fill the cores
+  instead of oversubscribing them.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import optuna
 
 from ..exceptions import StudyMismatchError
 
-__all__ = ["OVER_BUDGET", "counted", "TrialBudget", "check_joining", "measure_lock", "measure_lock_path"]
+__all__ = ["OVER_BUDGET", "counted", "TrialBudget", "check_joining", "measure_lock", "measure_lock_path", "build_threads_for"]
 
 OVER_BUDGET = "over_budget"
 _LIVE = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
@@ -104,8 +108,11 @@ def check_joining(stored: dict[str, Any], fingerprint: str, device: dict[str, An
         raise StudyMismatchError(
             f"{where}: this worker's base model (fingerprint {fingerprint[:12]}) is not the study's ({theirs[:12]}); "
             "every worker must load the same weights (same task options and model cache)")
-    if stored.get("device") and stored["device"] != device:
-        keys = sorted(k for k in set(device) | set(stored["device"]) if device.get(k) != stored["device"].get(k))
+    # The calibration file may be added or refitted between runs: its own device check guards it.
+    mine = {k: v for k, v in device.items() if k != "calibration"}
+    study_device = {k: v for k, v in (stored.get("device") or {}).items() if k != "calibration"}
+    if study_device and study_device != mine:
+        keys = sorted(k for k in set(mine) | set(study_device) if mine.get(k) != study_device.get(k))
         raise StudyMismatchError(f"{where}: this worker's device profile {device.get('name')!r} differs from the study's in {', '.join(keys)}")
     study_cpu = (stored.get("worker") or {}).get("cpu")
     if cpu is not None and study_cpu and cpu != study_cpu:
@@ -136,3 +143,14 @@ def measure_lock_path() -> Path:
     """The lock file every worker of this user on this machine shares (in the system's temp directory)."""
     uid = os.getuid() if hasattr(os, "getuid") else "user"
     return Path(tempfile.gettempdir()) / f"autoprune-measure-{uid}.lock"
+
+
+def build_threads_for(workers: int) -> int:
+    """torch threads per build for ``workers`` workers on this machine: torch's count here // ``workers``, at least 1.
+
+    torch's count is the machine's cores unless ``OMP_NUM_THREADS`` (or the CPU affinity) says
+    fewer; one worker keeps it whole, as a study always did.
+    """
+    import torch
+
+    return max(1, torch.get_num_threads() // workers)

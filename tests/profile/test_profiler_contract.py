@@ -4,7 +4,8 @@ Parametrized over :data:`autoprune.profile.PROFILERS` itself: the ``agent`` kind
 against a real agent server on 127.0.0.1; any other kind (a user's, registered before
 collection) gets the local-cpu profile with that kind and short timing settings, or the
 shipped device profile of that kind when local-cpu is not one (a modelled kind needs its
-profile's ``target:`` section).
+profile's ``target:`` section). The profilers of ``search.mode`` model and hybrid (the
+calibrated cost model, alone or beside the device's profiler) pass the same checks.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from autoprune.agent import AgentConfig, AgentServer
+from autoprune.costmodel.calibrate import device_facts, graph_level, kernels_of
+from autoprune.costmodel.calibrated import CalibratedProfiler
+from autoprune.costmodel.calibration import Calibration, fit
 from autoprune.device import PROFILE_DIRS, AgentSettings, DeviceProfile, load_device_profile
 from autoprune.profile import PROFILERS, Measurement, Profiler, make_profiler
+from autoprune.study.hybrid import HybridProfiler
 
 TOKEN = "contract-token"
 LABELS = ("measured", "modelled", "estimated")
@@ -68,8 +73,26 @@ def _device(kind: str, request, tmp_path) -> DeviceProfile:
 
 @pytest.mark.parametrize("kind", PROFILERS.names())
 def test_profiler_measures_a_real_onnx_model(kind, model_path, request, tmp_path):
-    device = _device(kind, request, tmp_path)
-    profiler = make_profiler(device)
+    check_contract(make_profiler(_device(kind, request, tmp_path)), model_path)
+
+
+def _calibration(device: DeviceProfile, model_path) -> Calibration:
+    """A SYNTHETIC calibration of ``device``: fitted on the tiny model's real kernels, once and twice over, at stated latencies."""
+    kernels = kernels_of(model_path, device)
+    return fit([kernels, kernels + kernels], [0.01, 0.018], device_facts(device), level=graph_level(device))
+
+
+@pytest.mark.parametrize("mode", ["model", "hybrid"])
+def test_the_study_modes_profilers_pass_the_contract(mode, model_path, tmp_path):
+    """``search.mode`` model (the calibrated cost model) and hybrid (it and the device's profiler) are profilers too."""
+    device = _device("local", None, tmp_path)
+    model = CalibratedProfiler(device, _calibration(device, model_path))
+    profiler = model if mode == "model" else HybridProfiler(make_profiler(device), model, ("accuracy", "latency_ms"))
+    check_contract(profiler, model_path)
+
+
+def check_contract(profiler: Profiler, model_path) -> None:
+    """What every profiler does with a real ONNX model (``profiler``'s device has repetitions 20)."""
     assert isinstance(profiler, Profiler)
     with profiler:
         for inputs in (None, {"x": np.ones((1, 16), np.float32)}):  # default inputs, then given ones

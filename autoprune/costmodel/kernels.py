@@ -1,0 +1,176 @@
+"""The kernels a runtime executes for an artifact: onnxruntime's optimized graph, with real shapes.
+
+A latency model fitted on the exported graph would miss what the runtime does to it:
+Conv + BatchNorm + ReLU run as one fused kernel, QDQ pairs become ``QLinearConv``, residual
+adds fold into the convolution before them, and on x86 the fp32 convolutions run in a
+blocked channel layout (``com.microsoft.nchwc``) whose channel counts are padded to the
+vector block. So the graph is read **as the runtime executes it**: an onnxruntime session
+writes its optimized model (``SessionOptions.optimized_model_filepath``) at the level the
+profiler's sessions use, and every tensor's real shape comes from running that graph once
+with all intermediate tensors as outputs (onnx's shape inference does not know the
+runtime's own ops). Padded channels and layouts are therefore in the shapes.
+
+Each executed node becomes a :class:`Kernel`: a key naming the kernel kind (op, domain
+and variant: ``nchwc.Conv/dw``, ``ms.QLinearConv/1x1``, ``Gemm/w``, ``ms.QLinearAdd``) and
+features that its cost is linear in (a launch, MMACs, MB of activations in and out).
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+__all__ = ["Kernel", "FEATURES", "LEVELS", "runtime_kernels", "family"]
+
+# Features of one kernel, each cost-linear: a launch, work, activation traffic. (Constant traffic is
+# left out: a weight is read once per MAC row, so it moves with the MACs, and a fourth coefficient per
+# kind was fitted to noise in the first calibrations.)
+FEATURES = ("launch", "mmacs", "act_mb")
+
+LEVELS = {
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,  # what this machine's sessions run (layouts included)
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,  # fusions every CPU build applies
+}
+
+_DOMAINS = {"": "", "ai.onnx": "", "com.microsoft": "ms.", "com.microsoft.nchwc": "nchwc."}
+_CONV = frozenset({"Conv", "FusedConv", "QLinearConv", "ConvInteger", "ConvTranspose", "NhwcFusedConv"})
+_MATMUL = frozenset({"Gemm", "MatMul", "QGemm", "QLinearMatMul", "MatMulInteger", "FusedMatMul", "FusedGemm",
+                     "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulNBits"})
+# Nodes that move no data at run time.
+_FREE = frozenset({"Identity", "Constant", "Shape", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """One executed node: its kind and the features its cost is linear in.
+
+    Attributes:
+        key: Kernel kind, e.g. ``nchwc.Conv/3x3`` or ``ms.QLinearConv/dw``.
+        name: The node's name in the optimized graph.
+        features: Values of :data:`FEATURES` (1, MMACs, MB of activations read and written).
+    """
+
+    key: str
+    name: str
+    features: tuple[float, ...]
+
+
+def family(key: str) -> str:
+    """The coarse kind of a kernel key: ``conv``, ``dw``, ``dense`` or ``other`` (for falling back)."""
+    op, _, variant = key.rpartition(".")[2].partition("/")
+    if op in _CONV:
+        return "dw" if variant == "dw" else "conv"
+    if op in _MATMUL:
+        return "dense"
+    return "other"
+
+
+def _attr(node: onnx.NodeProto, name: str, default):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def optimized_graph(model: str | os.PathLike | bytes, level: str, threads: int = 1,
+                    provider: str = "CPUExecutionProvider") -> onnx.ModelProto:
+    """The graph an onnxruntime session at ``level`` executes for ``model`` (a path or ONNX bytes)."""
+    if level not in LEVELS:
+        raise ValueError(f"graph level must be one of {sorted(LEVELS)}, got {level!r}")
+    with tempfile.TemporaryDirectory(prefix="autoprune-graph-") as tmp:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = LEVELS[level]
+        so.intra_op_num_threads = threads
+        so.log_severity_level = 3
+        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        src = model if isinstance(model, bytes) else str(model)
+        ort.InferenceSession(src, so, providers=[provider])
+        return onnx.load(so.optimized_model_filepath)
+
+
+def _shapes(graph: onnx.ModelProto, feeds: Mapping[str, np.ndarray], provider: str) -> dict[str, tuple[tuple[int, ...], int]]:
+    """``{tensor: (shape, bytes per element)}`` of every tensor, from one run of ``graph`` with every tensor an output."""
+    g = onnx.ModelProto()
+    g.CopyFrom(graph)
+    have = {o.name for o in g.graph.output}
+    for node in g.graph.node:
+        for out in node.output:
+            if out and out not in have:
+                g.graph.output.append(onnx.ValueInfoProto(name=out))
+                have.add(out)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # already optimized
+    so.log_severity_level = 3
+    session = ort.InferenceSession(g.SerializeToString(), so, providers=[provider])
+    names = [o.name for o in session.get_outputs()]
+    out = {name: (tuple(v.shape), v.dtype.itemsize) for name, v in zip(names, session.run(None, dict(feeds)))}
+    out.update({name: (tuple(v.shape), v.dtype.itemsize) for name, v in feeds.items()})
+    for t in g.graph.initializer:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+        out[t.name] = (tuple(t.dims), np.dtype(dtype).itemsize)
+    return out
+
+
+def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel | None:
+    op = node.op_type
+    if op in _FREE:
+        return None
+    acts = [i for i in node.input if i and i not in constants and i in shapes]
+    nbytes = lambda name: math.prod(shapes[name][0]) * shapes[name][1]  # noqa: E731
+    act_bytes = sum(nbytes(i) for i in acts) + sum(nbytes(o) for o in node.output if o in shapes)
+    macs, variant = 0, ""
+    first = acts[0] if acts else None
+    out = node.output[0]
+    if op in _CONV and first and out in shapes:
+        x = shapes[first][0]
+        channels_last = _attr(node, "channels_last", 0) or op == "NhwcFusedConv"
+        cin = x[-1] if channels_last else x[1]
+        group = int(_attr(node, "group", 1))
+        kernel = [int(k) for k in _attr(node, "kernel_shape", [])] or [1]
+        per_out = max(1.0, cin / group) * math.prod(kernel)
+        macs = math.prod(shapes[out][0]) * per_out if op != "ConvTranspose" else math.prod(x) * per_out
+        if group > 1 and cin / group <= 1.5:
+            variant = "dw"
+        elif group > 1:
+            variant = "grp"
+        else:
+            variant = "1x1" if math.prod(kernel) == 1 else "kxk"
+    elif op in _MATMUL and first and out in shapes:
+        a = shapes[first][0]
+        k = a[0] if (op in ("Gemm", "QGemm", "FusedGemm") and _attr(node, "transA", 0)) else a[-1]
+        macs = math.prod(shapes[out][0]) * k
+        variant = "w" if len(acts) == 1 else "act"  # a weight, or two activations (attention scores)
+    key = _DOMAINS.get(node.domain, node.domain + ".") + op + (f"/{variant}" if variant else "")
+    return Kernel(key, node.name or op, (1.0, macs / 1e6, act_bytes / 1e6))
+
+
+def runtime_kernels(model: str | os.PathLike | bytes, feeds: Mapping[str, np.ndarray], level: str = "all",
+                    threads: int = 1, provider: str = "CPUExecutionProvider") -> list[Kernel]:
+    """The kernels onnxruntime runs for ``model`` on ``feeds``, in execution order.
+
+    Args:
+        model: An ONNX path or bytes.
+        feeds: One input per graph input (values do not matter, shapes do).
+        level: ``all`` (this machine's sessions: fusions and layouts) or ``extended``
+            (fusions only: for a device whose runtime is not this machine's).
+        threads: Intra-op threads of the session that optimizes (some fusions depend on it).
+        provider: The execution provider.
+    """
+    graph = optimized_graph(model, level, threads, provider)
+    shapes = _shapes(graph, feeds, provider)
+    constants = {t.name for t in graph.graph.initializer}  # what is left in the graph runs every time
+    kernels = []
+    for node in graph.graph.node:
+        k = _kernel(node, shapes, constants)
+        if k is not None:
+            kernels.append(k)
+    return kernels

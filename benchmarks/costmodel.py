@@ -1,0 +1,230 @@
+"""The calibrated cost model (issue #14): how well it predicts, and what the study modes gain.
+
+Part ``accuracy``:
+1. ``autoprune calibrate`` on the device profile (default ``local-cpu``) with one zoo family
+   left out entirely (``--leave-out``, default ``densenet``), within ``--budget-minutes``.
+2. Held-out models: every zoo family (the left-out one included) at ``--plans`` random plans
+   drawn with another seed than the calibration's, plus the two trained Fashion-MNIST models
+   (ResNet, MobileNetV2, 28x28) at random plans; int8 or fp32 at random.
+3. Each measured with the confirmation pass's protocol: ``--rounds`` interleaved rounds of
+   ``--window`` s, the 10 %-trimmed mean of the round medians. The machine's own noise floor
+   beside it: the same models' odd rounds against their even rounds (two independent
+   half-measurements), as the share within +/-10 % and MAPE; a prediction cannot be
+   checked more finely than that.
+4. Predicted by the calibration; reported: share within +/-10 %, MAPE, Kendall tau between
+   predicted and measured over the plans of each model, for held-out plans and for the
+   left-out family apart.
+5. The model family on evidence: per-kernel gradient-boosted trees (scikit-learn's
+   HistGradientBoostingRegressor, ``pip install scikit-learn``) fitted on the same profiled
+   kernel times as the linear model, with the same whole-model terms, predicting the same
+   held-out models.
+
+Part ``modes``: the quickstart study three times with the same trial budget, in
+``search.mode`` measure, model and hybrid (the calibration from part 1), reporting trials
+per minute of the search, and the hypervolume of each run's front with **confirmed**
+latencies (hybrid and measure confirm their fronts; the model run's front is re-measured
+here with the confirmation protocol, rebuilding each front plan with ``autoprune.build``).
+
+Usage: python benchmarks/costmodel.py [--part accuracy|modes|all] [--budget-minutes 12]
+Writes benchmarks/results/costmodel.txt (and .json). Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autoprune import zoo  # noqa: E402
+from autoprune.costmodel.calibrate import calibrate, kernels_of  # noqa: E402
+from autoprune.costmodel.calibration import errors  # noqa: E402
+from autoprune.device import load_device_profile  # noqa: E402
+from autoprune.profile import make_profiler  # noqa: E402
+from autoprune.profile.rounds import measure_rounds, trimmed_mean  # noqa: E402
+
+
+def _heldout_models(out: Path, plans: int, seed: int) -> list[tuple[str, str, Path]]:
+    """``(name, family, path)`` of held-out artifacts: zoo families and the Fashion models at random plans."""
+    import autoprune
+    from autoprune import tasks
+    from autoprune.compress import BuildSettings
+    from autoprune.space import discover
+
+    rng = np.random.default_rng(seed)
+    settings = BuildSettings(bn_batches=1, finetune_steps=0, calibration_samples=32)
+    sources = []
+    for fam in zoo.names():
+        model, x = zoo.build(fam), zoo.example_input(fam)
+        sources.append((fam, model, x, zoo.example_input(fam, batch=32, seed=seed).numpy()))
+    for arch in ("resnet", "mobilenetv2"):
+        task = tasks.get("fashion", arch=arch)
+        X, _ = task.train_data()
+        sources.append((f"fashion-{arch}", task.model().eval(), task.example_input(), X[:32]))
+    made = []
+    for fam, model, x, X in sources:
+        space = discover(model, x, max_ratio=0.9)
+        for k in range(plans):
+            params = {f"ratio:{g.name}": round(float(rng.integers(0, int(g.max_ratio / 0.05) + 1)) * 0.05, 10)
+                      for g in space.groups if g.max_ratio > 0}
+            bits = int(rng.choice((8, 32)))
+            params.update({f"bits:{q.name}": bits if bits in q.bits else 32 for q in space.layers if len(q.bits) > 1})
+            path = out / f"{fam}-{k}-b{bits}.onnx"
+            autoprune.build(model, space.plan_from_params(params), X, x, out=path, settings=settings, space=space)
+            made.append((f"{fam}-{k}-b{bits}", fam, path))
+    return made
+
+
+def _kendall(pred: list[float], meas: list[float]) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(pred, meas).statistic)
+
+
+def _gbdt_predictions(run, device, heldout: dict[str, tuple]) -> dict[str, float] | str:
+    """Per-kernel gradient-boosted trees on the calibration's profiled kernel times, whole-model terms as the linear fit's."""
+    try:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+    except ImportError:
+        return "scikit-learn is not installed (pip install scikit-learn): no comparison"
+    from autoprune.costmodel.calibration import _nnls_relative
+
+    rows: dict[str, list] = {}
+    for s in run.samples:
+        times = run.node_ms[s.name]
+        for k in s.kernels:
+            if k.name in times:
+                rows.setdefault(k.key, []).append((k.features, times[k.name]))
+    models = {}
+    for key, data in rows.items():
+        X = np.array([f for f, _ in data])
+        y = np.log(np.maximum([t for _, t in data], 1e-4))
+        if len(data) >= 20:
+            models[key] = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.1, random_state=0).fit(X, y)
+    cal = run.calibration
+
+    def kernel_sum(kernels) -> float:
+        total = 0.0
+        for k in kernels:
+            if k.key in models:
+                total += float(np.exp(models[k.key].predict(np.array([k.features]))[0]))
+            elif k.key in cal.coefficients:
+                total += float(np.dot(cal.coefficients[k.key], k.features))
+        return total
+
+    sums = np.array([kernel_sum(s.kernels) for s in run.samples])
+    y = np.array([run.measured_ms[s.name] for s in run.samples])
+    X = np.column_stack([np.ones(len(y)), sums, [len(s.kernels) for s in run.samples]])
+    a, b, c = _nnls_relative(X, y)
+    return {name: float(a + b * kernel_sum(kernels) + c * len(kernels)) for name, (kernels, _) in heldout.items()}
+
+
+def accuracy(args, lines: list[str], doc: dict) -> object:
+    device = load_device_profile(args.device)
+    t0 = time.perf_counter()
+    run = calibrate(device, args.budget_minutes, seed=args.seed, rounds=args.cal_rounds, leave_out=tuple(args.leave_out),
+                    log=lambda s: print(s, flush=True))
+    cal = run.calibration
+    run_s = time.perf_counter() - t0
+    cal.save(Path(args.results).with_name("costmodel-calibration.json"))
+    lines.append(f"calibration of {device.name}: {cal.notes['models']} models ({cal.notes['probe_models']} probes, "
+                 f"{cal.notes['zoo_models']} zoo plans; left out: {', '.join(args.leave_out) or 'none'}) in {run_s:.0f} s "
+                 f"(budget {args.budget_minutes:g} min); method {cal.method}; {len(cal.coefficients)} kernel kinds")
+    h = cal.heldout
+    lines.append(f"  its own held-out {int(h['n'])} calibration models: MAPE {h['mape']:.1%}, within +/-10 % {h['within_10']:.0%}, "
+                 f"p90 |error| {h['p90_abs']:.1%}")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="autoprune-bench-") as tmp:
+        models = _heldout_models(Path(tmp), args.plans, args.seed + 1000)
+        print(f"measuring {len(models)} held-out models: {args.rounds} interleaved rounds of {args.window} s", flush=True)
+        profiler = make_profiler(device)
+        got, failed = measure_rounds(profiler, {name: path for name, _, path in models}, args.rounds, args.window)
+        profiler.close()
+        heldout = {name: (kernels_of(path, device, cal.level), fam) for name, fam, path in models if name in got}
+    measured = {k: trimmed_mean([m.latency_ms.value for m in v]) for k, v in got.items()}
+    odd = {k: trimmed_mean([m.latency_ms.value for m in v[0::2]]) for k, v in got.items()}
+    even = {k: trimmed_mean([m.latency_ms.value for m in v[1::2]]) for k, v in got.items()}
+    predicted = {name: cal.predict(kernels).latency_ms for name, (kernels, _) in heldout.items()}
+    gbdt = _gbdt_predictions(run, device, heldout) if run.node_ms else "no per-kernel times (not a local device)"
+    groups = {"held-out plans (families in the calibration)": [n for n, (_, f) in heldout.items() if f not in args.leave_out],
+              f"left-out family ({', '.join(args.leave_out)})": [n for n, (_, f) in heldout.items() if f in args.leave_out]}
+    noise = errors([odd[n] for n in measured], [even[n] for n in measured])
+    lines.append(f"noise floor of the measurements themselves (odd vs even rounds of the same {int(noise['n'])} models): "
+                 f"within +/-10 % {noise['within_10']:.0%}, MAPE {noise['mape']:.1%}, p90 {noise['p90_abs']:.1%}")
+    doc.update(calibration=cal.to_dict(), noise=noise, measured=measured, predicted=predicted, failed=failed,
+               gbdt=gbdt if isinstance(gbdt, str) else dict(gbdt))
+    for label, names in groups.items():
+        if not names:
+            continue
+        e = errors([predicted[n] for n in names], [measured[n] for n in names])
+        line = (f"{label}: {len(names)} models, within +/-10 % {e['within_10']:.0%}, MAPE {e['mape']:.1%}, "
+                f"p90 |error| {e['p90_abs']:.1%} (linear per kernel)")
+        if isinstance(gbdt, dict):
+            g = errors([gbdt[n] for n in names], [measured[n] for n in names])
+            line += f"; gradient-boosted trees per kernel: within +/-10 % {g['within_10']:.0%}, MAPE {g['mape']:.1%}"
+        lines.append(line)
+        doc.setdefault("groups", {})[label] = e
+    taus = {}
+    for fam in sorted({f for _, f in heldout.values()}):
+        names = [n for n, (_, f) in heldout.items() if f == fam]
+        if len(names) >= 3:
+            taus[fam] = _kendall([predicted[n] for n in names], [measured[n] for n in names])
+    lines.append("Kendall tau, predicted vs measured over the plans of one model: "
+                 + ", ".join(f"{f} {t:.2f}" for f, t in taus.items()) + f"; mean {statistics.fmean(taus.values()):.2f}")
+    doc["kendall_tau"] = taus
+    lines.append("per model (measured ms / predicted ms / error):")
+    for n in sorted(measured):
+        lines.append(f"  {n:34s} {measured[n]:8.4f} {predicted[n]:8.4f} {predicted[n] / measured[n] - 1:+7.1%}")
+    return run
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("accuracy", "modes", "all"), default="all")
+    ap.add_argument("--device", default="local-cpu")
+    ap.add_argument("--budget-minutes", type=float, default=12.0)
+    ap.add_argument("--leave-out", nargs="*", default=["densenet"])
+    ap.add_argument("--plans", type=int, default=6, help="held-out plans per model")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--cal-rounds", type=int, default=3)
+    ap.add_argument("--window", type=float, default=0.25)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-trials", type=int, default=40, help="trials per study in part modes")
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "costmodel"))
+    args = ap.parse_args()
+    lines = [f"autoprune cost model benchmark on {platform.node()} ({_cpu()}), load average before {os.getloadavg()[0]:.2f}"]
+    doc: dict = {}
+    run = None
+    if args.part in ("accuracy", "all"):
+        run = accuracy(args, lines, doc)
+    if args.part in ("modes", "all"):
+        from costmodel_modes import modes  # benchmarks/costmodel_modes.py
+
+        modes(args, lines, doc, run)
+    lines.append(f"load average after: {os.getloadavg()[0]:.2f}")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.results + ".txt").write_text(text)
+    Path(args.results + ".json").write_text(json.dumps(doc, indent=1, default=str))
+    return 0
+
+
+def _cpu() -> str:
+    from autoprune.profile.local import host_info
+
+    return str(host_info()["cpu"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""A calibration's fit, its JSON file, and the files it refuses (corrupt, another format, version or device)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from autoprune.costmodel.calibration import FORMAT, VERSION, Calibration, CalibrationError, fit, load_calibration
+from autoprune.costmodel.kernels import Kernel
+
+DEVICE = {"name": "synthetic-cpu", "profiler": "local", "threads": 1, "execution_provider": "CPUExecutionProvider",
+          "batch_size": 1, "cpu": "Synthetic CPU", "onnxruntime": "0.0.0"}
+# A SYNTHETIC device: per kind, ms per launch, per MMAC and per MB of activations; 0.02 ms per run overhead.
+TRUE = {"nchwc.Conv/kxk": (0.004, 0.02, 0.01), "ms.QLinearConv/dw": (0.003, 0.05, 0.02), "Gemm/w": (0.002, 0.03, 0.005)}
+
+
+def _models(n: int, seed: int = 0) -> tuple[list[list[Kernel]], list[float]]:
+    rng = np.random.default_rng(seed)
+    samples, latencies = [], []
+    for i in range(n):
+        kernels = [Kernel(key, f"m{i}-{key}-{j}", (1.0, float(rng.uniform(0.1, 20)), float(rng.uniform(0.01, 2))))
+                   for j, key in enumerate(rng.choice(list(TRUE), size=int(rng.integers(2, 6))))]
+        samples.append(kernels)
+        latencies.append(0.02 + sum(float(np.dot(TRUE[k.key], k.features)) for k in kernels))
+    return samples, latencies
+
+
+@pytest.fixture(scope="module")
+def fitted() -> Calibration:
+    samples, latencies = _models(40)
+    return fit(samples, latencies, DEVICE, heldout={"n": 4.0, "mape": 0.05, "within_10": 0.75, "p90_abs": 0.12}, notes={"seed": 0})
+
+
+def test_a_fit_on_noiseless_linear_costs_predicts_new_models(fitted):
+    samples, latencies = _models(10, seed=1)
+    predicted = [fitted.predict(s).latency_ms for s in samples]
+    assert predicted == pytest.approx(latencies, rel=0.02)
+    assert fitted.method == "whole-model" and fitted.counts["Gemm/w"] > 0
+    assert all(fitted.predict(s).confident for s in samples)
+
+
+def test_save_then_load_gives_the_same_calibration_and_predictions(fitted, tmp_path):
+    path = tmp_path / "cal.json"
+    fitted.save(path)
+    loaded = load_calibration(path, expect=DEVICE)
+    assert loaded == fitted
+    samples, _ = _models(10, seed=2)
+    assert [loaded.predict(s) for s in samples] == [fitted.predict(s) for s in samples]
+    doc = json.loads(path.read_text())
+    assert doc["format"] == FORMAT and doc["version"] == VERSION
+
+
+def test_an_unknown_kind_is_costed_as_its_family_with_low_confidence(fitted):
+    p = fitted.predict([Kernel("nchwc.Conv/1x1", "new", (1.0, 2.0, 0.1))])
+    assert p.fallback == ("nchwc.Conv/1x1",) and not p.confident
+    assert "not calibrated: nchwc.Conv/1x1" in p.reasons[0]
+    assert p.by_kind["nchwc.Conv/1x1"] == pytest.approx(float(np.dot(fitted.coefficients["nchwc.Conv/kxk"], (1.0, 2.0, 0.1))))
+
+
+def _write(tmp_path, fitted, **changes) -> str:
+    doc = {**fitted.to_dict(), **changes}
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{ not json", "unreadable calibration file"),
+    ('{"format": "autoprune-calib', "unreadable calibration file"),
+    ("[1, 2, 3]", "not an autoprune calibration file"),
+])
+def test_a_corrupt_file_is_refused_naming_it(tmp_path, content, message):
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    with pytest.raises(CalibrationError, match=f"^{path}: {message}"):
+        load_calibration(path)
+
+
+def test_a_missing_file_is_refused_naming_it(tmp_path):
+    with pytest.raises(CalibrationError, match=f"^{tmp_path / 'absent.json'}: calibration file not found"):
+        load_calibration(tmp_path / "absent.json")
+
+
+def test_a_file_of_another_format_is_refused(tmp_path, fitted):
+    path = _write(tmp_path, fitted, format="some-other-tool")
+    with pytest.raises(CalibrationError, match=f"^{path}: not an autoprune calibration file"):
+        load_calibration(path)
+
+
+def test_a_file_of_another_version_is_refused(tmp_path, fitted):
+    path = _write(tmp_path, fitted, version=VERSION + 1)
+    with pytest.raises(CalibrationError, match=f"^{path}: calibration version {VERSION + 1} is not supported"):
+        load_calibration(path)
+
+
+def test_a_malformed_field_is_refused(tmp_path, fitted):
+    path = _write(tmp_path, fitted, coefficients={"Gemm/w": [0.1, -1.0, 0.0]})
+    with pytest.raises(CalibrationError, match=f"^{path}: malformed calibration: .*coefficients.Gemm/w must be 3 finite non-negative"):
+        load_calibration(path)
+
+
+@pytest.mark.parametrize("key, value", [("cpu", "Another CPU"), ("threads", 4), ("onnxruntime", "9.9.9"), ("name", "rpi4")])
+def test_a_file_of_another_device_is_refused(tmp_path, fitted, key, value):
+    path = tmp_path / "cal.json"
+    fitted.save(path)
+    with pytest.raises(CalibrationError, match=f"^{path}: calibrated for another device: device.{key} is"):
+        load_calibration(path, expect={**DEVICE, key: value})
+
+
+def test_too_few_models_or_a_bad_latency_cannot_be_fitted():
+    samples, latencies = _models(3)
+    with pytest.raises(ValueError, match="at least 2 measured models"):
+        fit(samples[:1], latencies[:1], DEVICE)
+    with pytest.raises(ValueError, match="positive"):
+        fit(samples, [1.0, 0.0, 2.0], DEVICE)

@@ -1,0 +1,94 @@
+"""The kernels onnxruntime runs for a real artifact (fp32 and int8): kinds, order and work, as the runtime executes them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import autoprune
+from autoprune.costmodel.calibrate import kernels_of
+from autoprune.costmodel.kernels import runtime_kernels
+from autoprune.device import load_device_profile
+from autoprune.space import discover
+
+# Channels are multiples of 16, so no CPU's blocked layout pads them: MACs are exact on any host.
+CONV_MMACS = 32 * 14 * 14 * 16 * 9 / 1e6  # 3x3 conv, 16 -> 32 channels, 14x14
+DW_MMACS = 32 * 14 * 14 * 9 / 1e6  # depthwise 3x3 over 32 channels
+FC_MMACS = 32 * 10 / 1e6
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> dict[int, str]:
+    """The same small CNN (conv-BN-ReLU, depthwise, pool, linear) exported fp32 and int8, as a study builds them."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                              nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)).eval()
+    x = torch.zeros(1, 16, 14, 14)
+    space = discover(model, x, round_to=1)
+    X = np.random.default_rng(0).standard_normal((16, 16, 14, 14)).astype(np.float32)
+    out = tmp_path_factory.mktemp("kernels")
+    paths = {}
+    for bits in (32, 8):
+        paths[bits] = str(out / f"cnn-b{bits}.onnx")
+        autoprune.to_onnx(model, space.plan_from_params(space.params_for(0.0, bits)), x, paths[bits], X, space=space)
+    return paths
+
+
+def _feeds() -> dict[str, np.ndarray]:
+    return {"input": np.zeros((1, 16, 14, 14), np.float32)}
+
+
+def _op(key: str) -> tuple[str, str]:
+    """``(op, variant)`` of a kernel key, domain dropped: ``nchwc.Conv/dw`` -> ``("Conv", "dw")``."""
+    op, _, variant = key.rpartition(".")[2].partition("/")
+    return op, variant
+
+
+def test_fp32_convolutions_run_fused_with_their_exact_work(artifacts):
+    kernels = runtime_kernels(artifacts[32], _feeds(), "all")
+    by_variant = {_op(k.key)[1]: k for k in kernels if _op(k.key)[0] in ("Conv", "FusedConv")}
+    # nchwc.Conv on x86 (blocked layout), ms.FusedConv elsewhere: BatchNorm and ReLU are folded in either way
+    assert set(by_variant) == {"kxk", "dw"}, [k.key for k in kernels]
+    assert not any(_op(k.key)[0] in ("BatchNormalization", "Relu") for k in kernels)
+    assert by_variant["kxk"].features[1] == pytest.approx(CONV_MMACS)
+    assert by_variant["dw"].features[1] == pytest.approx(DW_MMACS)
+    assert all(k.features[0] == 1.0 and k.features[2] > 0 for k in by_variant.values())
+    gemm = [k for k in kernels if k.key == "Gemm/w"]
+    assert len(gemm) == 1 and gemm[0].features[1] == pytest.approx(FC_MMACS)
+    keys = [k.key for k in kernels]
+    assert keys.index(by_variant["kxk"].key) < keys.index(by_variant["dw"].key) < keys.index("Gemm/w")  # execution order
+
+
+def test_int8_convolution_runs_as_a_qlinear_kernel(artifacts):
+    kernels = runtime_kernels(artifacts[8], _feeds(), "all")
+    qconv = [k for k in kernels if _op(k.key) == ("QLinearConv", "kxk")]
+    assert len(qconv) == 1, [k.key for k in kernels]
+    assert qconv[0].features[1] == pytest.approx(CONV_MMACS)
+    assert any(_op(k.key)[0] in ("QGemm", "QLinearMatMul", "MatMulInteger") for k in kernels), [k.key for k in kernels]
+
+
+@pytest.mark.parametrize("bits", [32, 8])
+def test_the_extended_level_has_the_fusions_but_no_blocked_layout(artifacts, bits):
+    kernels = runtime_kernels(artifacts[bits], _feeds(), "extended")
+    assert not any(k.key.startswith("nchwc.") for k in kernels)
+    convs = [k for k in kernels if _op(k.key)[0] in ("Conv", "FusedConv", "QLinearConv") and _op(k.key)[1] == "kxk"]
+    assert len(convs) == 1 and convs[0].features[1] == pytest.approx(CONV_MMACS)
+
+
+def test_an_unknown_level_is_refused(artifacts):
+    with pytest.raises(ValueError, match="graph level must be one of"):
+        runtime_kernels(artifacts[32], _feeds(), "basic")
+
+
+def test_a_device_profile_reads_kernels_at_its_own_settings(artifacts):
+    local = load_device_profile("local-cpu")
+    kernels = kernels_of(artifacts[32], local)
+    assert [k.key for k in kernels] == [k.key for k in runtime_kernels(artifacts[32], _feeds(), "all")]
+    agent = dataclasses.replace(local, profiler=dataclasses.replace(local.profiler, kind="agent"))
+    assert not any(k.key.startswith("nchwc.") for k in kernels_of(artifacts[32], agent))  # another runtime: fusions only
