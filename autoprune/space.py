@@ -158,6 +158,11 @@ class SearchSpace:
         return params
 
     # -- checking plans ---------------------------------------------------------------------
+    def _check_names(self, plan: Plan) -> None:
+        names = {g.name for g in self.groups} | {q.name for q in self.layers} | {e.name for e in self.excluded}
+        if unknown := plan.unmatched(names):
+            raise PlanError(f"plan: layers.{unknown[0]} names no layer of the model (layers: {', '.join(sorted(names))})")
+
     def resolve(self, plan: Plan) -> tuple[dict[str, float], dict[str, int]]:
         """Per-group ratios and per-layer bits of ``plan``, checked against this space.
 
@@ -165,10 +170,7 @@ class SearchSpace:
             PlanError: a key names no layer, a ratio exceeds what the group allows, a layer
                 that cannot be pruned gets a ratio, or bits are not allowed for the layer.
         """
-        names = {g.name for g in self.groups} | {q.name for q in self.layers} | {e.name for e in self.excluded}
-        unknown = plan.unmatched(names)
-        if unknown:
-            raise PlanError(f"plan: layers.{unknown[0]} names no layer of the model (layers: {', '.join(sorted(names))})")
+        self._check_names(plan)
         ratios = {}
         group_names = {g.name for g in self.groups}
         for key, lp in plan.layers.items():
@@ -188,10 +190,7 @@ class SearchSpace:
         Raises:
             PlanError: a key names no layer, or bits are not allowed for a layer.
         """
-        names = {g.name for g in self.groups} | {q.name for q in self.layers} | {e.name for e in self.excluded}
-        unknown = plan.unmatched(names)
-        if unknown:
-            raise PlanError(f"plan: layers.{unknown[0]} names no layer of the model (layers: {', '.join(sorted(names))})")
+        self._check_names(plan)
         bits = {}
         for q in self.layers:
             b = plan.bits(q.name)
@@ -395,6 +394,8 @@ def _discover(model: nn.Module, example_input: Inputs, max_ratio: float, ratio_s
         if isinstance(m, QUANTIZABLE):
             if matches(name, exclude):
                 q_excluded.append(Excluded(name, "quantize", "excluded by configuration"))
+            elif name not in macs:  # no node of the exported graph computes with it (an auxiliary head)
+                q_excluded.append(Excluded(name, "quantize", "does not run on the example input (a head used in training only)"))
             else:
                 layers.append(QuantLayer(name, type(m).__name__.lower(), macs.get(name, 0) / total, bits))
     return SearchSpace(tuple(groups), tuple(layers), tuple(excluded + q_excluded), int(total), ratio_step, round_to)

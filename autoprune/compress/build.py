@@ -94,7 +94,7 @@ class PrunedModel:
 
     Attributes:
         model: The pruned torch model (eval mode); :func:`artifact_from_model` does not modify it.
-        channels: ``{group: (kept, total)}`` of the pruned channel groups.
+        channels: ``{group: (channels before, channels after)}`` of the pruned channel groups.
         stage_seconds: Seconds per stage so far.
     """
 

@@ -11,12 +11,14 @@ and strips it again, so a built artifact's bytes do not carry it.
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 import json
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -38,6 +40,26 @@ WEIGHTED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.Conv
 LAYER_NODES_KEY = "autoprune.layer_nodes"
 
 
+@contextlib.contextmanager
+def _positional(model: nn.Module, example_input: Inputs) -> Iterator[None]:
+    """For dict inputs, ``model``'s forward takes them by position while exporting, and calls the real one by name.
+
+    The TorchScript exporter passes keyword inputs positionally, with every parameter of the
+    signature in between at its default (``BertModel(..., use_cache=None)``), which a forward
+    that also sets such a parameter itself rejects. The module tree is not wrapped, so node
+    names keep the model's module paths (the layer map reads them).
+    """
+    if not isinstance(example_input, Mapping):
+        yield
+        return
+    keys, forward = list(example_input), model.forward
+    model.forward = lambda *tensors: forward(**dict(zip(keys, tensors)))
+    try:
+        yield
+    finally:
+        del model.forward  # the class's forward again
+
+
 def export_onnx(model: nn.Module, example_input: Inputs) -> onnx.ModelProto:
     """The model as ONNX (opset 17, dynamic batch axis), eval mode, BatchNorm folded into convs.
 
@@ -57,12 +79,12 @@ def export_onnx(model: nn.Module, example_input: Inputs) -> onnx.ModelProto:
     buf = os.path.join(tmp.name, "model.onnx") if tmp else io.BytesIO()
     model = model.eval()
     names = input_names(example_input)
-    args, kwargs = ((), dict(example_input)) if isinstance(example_input, Mapping) else ((example_input,), None)
+    args = tuple(example_input.values()) if isinstance(example_input, Mapping) else (example_input,)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _positional(model, example_input):
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, args, buf, kwargs=kwargs, dynamo=False, opset_version=OPSET,
+                model, args, buf, dynamo=False, opset_version=OPSET,
                 input_names=names, output_names=[OUTPUT_NAME],
                 dynamic_axes={name: {0: "batch"} for name in [*names, OUTPUT_NAME]},
                 do_constant_folding=True,
