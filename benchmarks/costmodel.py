@@ -10,7 +10,10 @@ Part ``accuracy``:
    ``--window`` s, the 10 %-trimmed mean of the round medians. The machine's own noise floor
    beside it: the same models' odd rounds against their even rounds (two independent
    half-measurements), as the share within +/-10 % and MAPE; a prediction cannot be
-   checked more finely than that.
+   checked more finely than that. And the machine's drift since the calibration: some
+   calibration models are timed again in the same rounds, and their median ratio to their
+   calibration latency is printed (a shared VM runs at two speeds for minutes at a time);
+   errors are given as measured and with that drift applied to the predictions.
 4. Predicted by the calibration; reported: share within +/-10 %, MAPE, Kendall tau between
    predicted and measured over the plans of each model, for held-out plans and for the
    left-out family apart.
@@ -131,27 +134,48 @@ def _gbdt_predictions(run, device, heldout: dict[str, tuple]) -> dict[str, float
 
 def accuracy(args, lines: list[str], doc: dict) -> object:
     device = load_device_profile(args.device)
+    import tempfile
+
+    keep = tempfile.TemporaryDirectory(prefix="autoprune-cal-")  # the calibration's artifacts, for the drift reference
     t0 = time.perf_counter()
     run = calibrate(device, args.budget_minutes, seed=args.seed, rounds=args.cal_rounds, leave_out=tuple(args.leave_out),
-                    log=lambda s: print(s, flush=True))
+                    log=lambda s: print(s, flush=True), workdir=keep.name)
     cal = run.calibration
     run_s = time.perf_counter() - t0
+    if args.dump:  # the calibration's models, kernels and timings, to study other fits without re-measuring
+        import pickle
+
+        Path(args.dump).write_bytes(pickle.dumps({"samples": [(s.name, s.kind, s.bits, s.kernels) for s in run.samples],
+                                                  "measured": run.measured_ms, "node_ms": run.node_ms}))
     cal.save(Path(args.results).with_name("costmodel-calibration.json"))
     lines.append(f"calibration of {device.name}: {cal.notes['models']} models ({cal.notes['probe_models']} probes, "
                  f"{cal.notes['zoo_models']} zoo plans; left out: {', '.join(args.leave_out) or 'none'}) in {run_s:.0f} s "
-                 f"(budget {args.budget_minutes:g} min); method {cal.method}; {len(cal.coefficients)} kernel kinds")
+                 f"(budget {args.budget_minutes:g} min); method {cal.method} (chosen on held-out error: "
+                 + ", ".join(f"{m} MAPE {e['mape']:.1%}" for m, e in cal.notes.get("heldout_by_method", {}).items())
+                 + f"); {len(cal.coefficients)} kernel kinds")
     h = cal.heldout
     lines.append(f"  its own held-out {int(h['n'])} calibration models: MAPE {h['mape']:.1%}, within +/-10 % {h['within_10']:.0%}, "
                  f"p90 |error| {h['p90_abs']:.1%}")
-    import tempfile
-
+    rng = np.random.default_rng(args.seed + 7)
+    refs = [run.samples[i] for i in rng.choice(len(run.samples), size=min(args.drift_refs, len(run.samples)), replace=False)]
     with tempfile.TemporaryDirectory(prefix="autoprune-bench-") as tmp:
         models = _heldout_models(Path(tmp), args.plans, args.seed + 1000)
-        print(f"measuring {len(models)} held-out models: {args.rounds} interleaved rounds of {args.window} s", flush=True)
+        print(f"measuring {len(models)} held-out models and {len(refs)} calibration models again: {args.rounds} interleaved "
+              f"rounds of {args.window} s", flush=True)
         profiler = make_profiler(device)
-        got, failed = measure_rounds(profiler, {name: path for name, _, path in models}, args.rounds, args.window)
+        order = {name: path for name, _, path in models} | {f"ref:{s.name}": s.path for s in refs}
+        got, failed = measure_rounds(profiler, order, args.rounds, args.window)
         profiler.close()
         heldout = {name: (kernels_of(path, device, cal.level), fam) for name, fam, path in models if name in got}
+    keep.cleanup()
+    # The machine's speed between the calibration and now: calibration models timed again among the held-out ones.
+    ratios = [trimmed_mean([m.latency_ms.value for m in got[f"ref:{s.name}"]]) / run.measured_ms[s.name]
+              for s in refs if f"ref:{s.name}" in got]
+    drift = float(np.median(ratios)) if ratios else 1.0
+    lines.append(f"machine drift since the calibration: {len(ratios)} calibration models timed again among the held-out ones "
+                 f"run at {drift:.3f}x their calibration latency (median; {min(ratios):.2f}-{max(ratios):.2f}x)"
+                 if ratios else "machine drift: not measured")
+    got = {k: v for k, v in got.items() if not k.startswith("ref:")}
     measured = {k: trimmed_mean([m.latency_ms.value for m in v]) for k, v in got.items()}
     odd = {k: trimmed_mean([m.latency_ms.value for m in v[0::2]]) for k, v in got.items()}
     even = {k: trimmed_mean([m.latency_ms.value for m in v[1::2]]) for k, v in got.items()}
@@ -162,7 +186,7 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
     noise = errors([odd[n] for n in measured], [even[n] for n in measured])
     lines.append(f"noise floor of the measurements themselves (odd vs even rounds of the same {int(noise['n'])} models): "
                  f"within +/-10 % {noise['within_10']:.0%}, MAPE {noise['mape']:.1%}, p90 {noise['p90_abs']:.1%}")
-    doc.update(calibration=cal.to_dict(), noise=noise, measured=measured, predicted=predicted, failed=failed,
+    doc.update(calibration=cal.to_dict(), noise=noise, drift=drift, drift_ratios=ratios, measured=measured, predicted=predicted, failed=failed,
                gbdt=gbdt if isinstance(gbdt, str) else dict(gbdt))
     for label, names in groups.items():
         if not names:
@@ -173,8 +197,12 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
         if isinstance(gbdt, dict):
             g = errors([gbdt[n] for n in names], [measured[n] for n in names])
             line += f"; gradient-boosted trees per kernel: within +/-10 % {g['within_10']:.0%}, MAPE {g['mape']:.1%}"
+        d = errors([predicted[n] * drift for n in names], [measured[n] for n in names])
+        line += (f"; with the drift measured beside them (x{drift:.3f}): within +/-10 % {d['within_10']:.0%}, "
+                 f"MAPE {d['mape']:.1%}")
         lines.append(line)
         doc.setdefault("groups", {})[label] = e
+        doc.setdefault("groups_drift_corrected", {})[label] = d
     taus = {}
     for fam in sorted({f for _, f in heldout.values()}):
         names = [n for n, (_, f) in heldout.items() if f == fam]
@@ -201,6 +229,8 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trials", type=int, default=40, help="trials per study in part modes")
+    ap.add_argument("--drift-refs", type=int, default=24, help="calibration models timed again beside the held-out ones")
+    ap.add_argument("--dump", help="also write the calibration's data (pickle) here")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "costmodel"))
     args = ap.parse_args()
     lines = [f"autoprune cost model benchmark on {platform.node()} ({_cpu()}), load average before {os.getloadavg()[0]:.2f}"]

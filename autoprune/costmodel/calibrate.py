@@ -233,15 +233,23 @@ def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int 
     level = graph_level(device)
     train = [s for s in samples if s.name not in held]
     nodes = (lambda group: [node_ms[s.name] for s in group] if node_ms else None)  # noqa: E731
-    part = fit([s.kernels for s in train], [measured[s.name] for s in train], facts, node_ms=nodes(train), level=level)
-    predicted = {s.name: part.predict(s.kernels).latency_ms for s in samples if s.name in held}
-    heldout = errors(predicted.values(), [measured[k] for k in predicted])
+    # The method on evidence: fitted on the same models both ways, the one closer on the held-out ones is kept.
+    fits = {"whole-model": fit([s.kernels for s in train], [measured[s.name] for s in train], facts, level=level)}
+    if node_ms:
+        fits["kernel-profile"] = fit([s.kernels for s in train], [measured[s.name] for s in train], facts,
+                                     node_ms=nodes(train), level=level)
+    heldout_by, predicted_by = {}, {}
+    for method, part in fits.items():
+        predicted_by[method] = {s.name: part.predict(s.kernels).latency_ms for s in samples if s.name in held}
+        heldout_by[method] = errors(predicted_by[method].values(), [measured[k] for k in predicted_by[method]])
+    method = min(heldout_by, key=lambda m: heldout_by[m]["mape"])
+    predicted, heldout = predicted_by[method], heldout_by[method]
     seconds = {"build": t_built - t_start, "kernels": t_kernels - t_built, "time": t_timed - t_kernels}
     notes = {"models": len(samples), "probe_models": sum(not s.kind.startswith("zoo:") for s in samples),
              "zoo_models": sum(s.kind.startswith("zoo:") for s in samples), "left_out_families": list(leave_out),
              "rounds": rounds, "window_s": round(window, 4), "seconds": {k: round(v, 1) for k, v in seconds.items()},
-             "seed": seed}
-    calibration = fit([s.kernels for s in samples], [measured[s.name] for s in samples], facts, node_ms=nodes(samples),
-                      level=level, heldout=heldout, notes=notes)
+             "seed": seed, "heldout_by_method": heldout_by}
+    calibration = fit([s.kernels for s in samples], [measured[s.name] for s in samples], facts,
+                      node_ms=nodes(samples) if method == "kernel-profile" else None, level=level, heldout=heldout, notes=notes)
     seconds["total"] = time.perf_counter() - t_start
     return CalibrationRun(calibration, measured, predicted, tuple(samples), seconds, node_ms)
