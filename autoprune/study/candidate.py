@@ -157,7 +157,9 @@ def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifac
     metrics["latency_p90_ms"] = _p90(measurement)
     if measurement.energy_mj is not None:
         metrics["energy_mj"] = measurement.energy_mj
-    if standin and ctx.device.target is None:  # a modelled target costs the planned bits, not the stand-in
+    # a modelled target (bitserial, mcu) costs the planned bits; a timed or calibrated latency is the stand-in's
+    planned = measurement.latency_ms.source == "modelled" and ctx.device.target is not None
+    if standin and not planned:
         for name in metric_names(is_timing=True):
             if name in metrics:
                 metrics[name] = standin_note(metrics[name], standin)

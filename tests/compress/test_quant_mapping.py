@@ -6,6 +6,8 @@ the node reads a DequantizeLinear), never from the library's map or from node na
 
 from __future__ import annotations
 
+import dataclasses
+
 import warnings
 
 import numpy as np
@@ -20,6 +22,7 @@ from autoprune.compress import export_onnx, quantize_onnx
 from autoprune.compress.onnx_export import LAYER_NODES_KEY
 from autoprune.exceptions import CandidateError
 from autoprune.plan import LayerPlan, Plan
+from autoprune.space import QuantLayer
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -103,6 +106,12 @@ class _Detour(nn.Module):
 def test_a_layer_planned_at_8_that_the_graph_lacks_is_an_error_naming_it():
     model, x = _Detour().eval(), torch.randn(1, 8)
     space = discover(model, x)
+    # discover no longer offers bits to a module whose forward never runs (its weight is used functionally) ...
+    assert "hidden" not in {q.name for q in space.layers}
+    assert any(e.name == "hidden" and e.what == "quantize" and "does not run" in e.reason for e in space.excluded)
+    # ... and quantize_onnx still refuses, naming it, a space that does offer them
+    space = dataclasses.replace(space, layers=(*space.layers, QuantLayer("hidden", "linear", 0.0, (8, 32))),
+                                excluded=tuple(e for e in space.excluded if e.name != "hidden"))
     proto = export_onnx(model, x)
     with pytest.raises(CandidateError, match=r"layer hidden is planned at 8 bits but no Conv/Gemm/MatMul node"):
         quantize_onnx(proto, Plan({"re:.*": LayerPlan(bits=8)}), space, torch.randn(16, 8).numpy())
