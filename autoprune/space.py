@@ -157,7 +157,6 @@ class SearchSpace:
                 params[f"bits:{q.name}"] = bits if bits in q.bits else 32
         return params
 
-    # -- checking plans ---------------------------------------------------------------------
     def _check_names(self, plan: Plan) -> None:
         names = {g.name for g in self.groups} | {q.name for q in self.layers} | {e.name for e in self.excluded}
         if unknown := plan.unmatched(names):
