@@ -129,6 +129,7 @@ class DeviceProfile:
     bits: tuple[int, ...] = (8, 32)
     power_watts: float | None = None
     power_source: str = ""
+    energy_model: Any = None  # power.model: per-op and per-byte energies for a modelled latency (autoprune.costmodel.energy)
     agent: AgentSettings | None = None
     target: Any = None  # a modelled target's parameters (autoprune.costmodel.targets), for kinds bitserial and mcu
     calibration: str | None = None  # the cost model's calibration file (autoprune calibrate), relative to this file
@@ -161,6 +162,13 @@ class DeviceProfile:
         pw = r.sub("power")
         watts = pw.float("watts", None, lo=0.0, hi=10_000.0)
         source = pw.raw("source", "")
+        energy_model = None
+        if pw.has("model"):
+            from .costmodel.energy import EnergyModel  # light: no onnx
+
+            section = pw.sub("model", default_empty=False)
+            energy_model = EnergyModel.read(section)
+            section.finish()
         pw.finish()
         agent = None
         if r.has("agent") or profiler.kind == "agent":
@@ -192,6 +200,7 @@ class DeviceProfile:
             bits=tuple(sorted(set(bits))),
             power_watts=watts,
             power_source=str(source or ""),
+            energy_model=energy_model,
             agent=agent,
             target=target,
             calibration=calibration,
@@ -208,6 +217,8 @@ class DeviceProfile:
             "bits": list(self.bits),
             "power": {"watts": self.power_watts, "source": self.power_source},
         }
+        if self.energy_model is not None:
+            d["power"]["model"] = self.energy_model.to_dict()
         if self.agent is not None:
             a = dataclasses.asdict(self.agent)
             a["urls"] = list(a["urls"])

@@ -214,7 +214,18 @@ def _returned(pruned, x, dense: list[torch.Tensor]) -> dict:
     return {"outcome": "ok"}
 
 
-def run_autoprune(name: str, r: dict, save: Callable[[], None], ratios: list[float], rounds: int) -> None:
+def _budget(mem_gb: float | None, timeout: float | None):
+    """Discovery's own budget, inside the driver's limits, so that a model Torch-Pruning cannot trace
+    here ends in autoprune's ``DiscoveryBudgetError`` (what a user sees), not in the driver's kill.
+    Without limits: autoprune's defaults (300 s, half the memory available)."""
+    from autoprune.budget import DiscoveryBudget, resident_mb
+
+    seconds = 0.6 * timeout if timeout else DiscoveryBudget().seconds
+    memory = 0.8 * mem_gb * 1024 - (resident_mb() or 0.0) if mem_gb else None
+    return DiscoveryBudget(seconds=seconds, memory_mb=memory)
+
+
+def run_autoprune(name: str, r: dict, save: Callable[[], None], ratios: list[float], rounds: int, budget=None) -> None:
     """discover(probe) -> ratio 0.5 everywhere -> build fp32 and int8 -> ONNX checks -> latency; then the other ratios."""
     import autoprune
     from autoprune.exceptions import UnsupportedLayerError
@@ -229,7 +240,7 @@ def run_autoprune(name: str, r: dict, save: Callable[[], None], ratios: list[flo
     t0 = time.perf_counter()
     for _ in range(10):  # as a user would: paste the exclude list each error gives, and retry
         try:
-            space = autoprune.discover(model, x, probe=True, exclude=exclude)
+            space = autoprune.discover(model, x, probe=True, exclude=exclude, **({"budget": budget} if budget else {}))
             break
         except UnsupportedLayerError as e:
             new = [m for m in e.modules if m not in exclude]
@@ -360,6 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("result", type=Path)
     ap.add_argument("--ratios", default="0.05,0.3,0.55")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--mem-gb", type=float, default=None, help="the driver's memory limit: discovery's own budget stays under it")
+    ap.add_argument("--timeout", type=float, default=None, help="the driver's CPU-time limit: discovery's own budget stays under it")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -373,7 +386,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     try:
         if args.job == "autoprune":
-            run_autoprune(args.model, r, save, [float(v) for v in args.ratios.split(",") if v], args.rounds)
+            run_autoprune(args.model, r, save, [float(v) for v in args.ratios.split(",") if v], args.rounds,
+                          _budget(args.mem_gb, args.timeout))
         else:
             run_torch_pruning(args.model, r, save)
     except Exception as e:  # recorded, not raised: the driver reads the result file

@@ -97,7 +97,8 @@ def run_job(job: str, name: str, args: argparse.Namespace) -> dict:
     """
     with tempfile.TemporaryDirectory() as tmp:
         result, log = Path(tmp) / "result.json", Path(tmp) / "log.txt"
-        cmd = [sys.executable, str(JOB), job, name, str(result), "--ratios", args.ratios, "--rounds", str(args.rounds)]
+        cmd = [sys.executable, str(JOB), job, name, str(result), "--ratios", args.ratios, "--rounds", str(args.rounds),
+               "--mem-gb", str(args.mem_gb), "--timeout", str(args.timeout)]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         pin = (lambda: os.sched_setaffinity(0, {args.cpu})) if args.cpu is not None else None
         last, active, cpu, peak, killed = time.monotonic(), 0.0, 0.0, 0, None

@@ -5,8 +5,9 @@
 (:mod:`.kernels`) and prices them with the device's calibration (:mod:`.calibration`,
 written by ``autoprune calibrate``). Nothing is timed, so a prediction costs two
 onnxruntime session set-ups (tens of milliseconds) whatever the device, and the same
-artifact always gets the same number. Energy, where the profile gives a power figure, is
-that power times the modelled latency, labelled ``modelled``.
+artifact always gets the same number. Energy, labelled ``modelled``: with the profile's
+``power.model``, the core's power over the modelled latency plus per-op and per-byte costs of
+the predicted kernels (:mod:`.energy`); with only a power figure, that power times the latency.
 
 A study uses it in ``search.mode: model`` (every latency modelled) and ``hybrid``
 (:mod:`autoprune.study.hybrid`: the prediction decides which trials the device measures).
@@ -72,7 +73,12 @@ class CalibratedProfiler(Profiler):
         return self.to_measurement(self.predict(model_path))
 
     def to_measurement(self, p: Prediction, factor: float = 1.0, factor_how: str = "") -> Measurement:
-        """A :class:`Measurement` of prediction ``p`` (times ``factor``, a study's own correction, said in ``factor_how``)."""
+        """A :class:`Measurement` of prediction ``p`` (times ``factor``, a study's own correction, said in ``factor_how``).
+
+        Energy: the profile's ``power.model`` (:mod:`.energy`: core power over this latency plus
+        per-op and per-byte costs of the predicted kernels), else its watts x this latency.
+        """
+        kernels = p.kernels
         v = p.latency_ms * factor
         how = f"predicted by the {self.calibration.describe()}"
         if factor != 1.0:
@@ -80,7 +86,10 @@ class CalibratedProfiler(Profiler):
         if not p.confident:
             how += f"; low confidence: {'; '.join(p.reasons)}"
         energy = None
-        if self.device.power_watts is not None:
+        if self.device.energy_model is not None and kernels:
+            e = self.device.energy_model.estimate(v, kernels)
+            energy = Metric(e.energy_mj, "mJ", "modelled", e.how)
+        elif self.device.power_watts is not None:
             energy = Metric(self.device.power_watts * v, "mJ", "modelled",
                             f"{self.device.power_watts:g} W (device profile: {self.device.power_source or 'no source given'}) "
                             "x the modelled latency")

@@ -56,6 +56,7 @@ class Prediction:
         confident: False when a kind was not calibrated or the model's work lies outside the
             calibrated range (``reasons`` says which): the hybrid mode measures those.
         reasons: Why not confident.
+        kernels: The kernels predicted (for the energy model).
     """
 
     latency_ms: float
@@ -63,6 +64,7 @@ class Prediction:
     fallback: tuple[str, ...]
     confident: bool
     reasons: tuple[str, ...]
+    kernels: tuple[Kernel, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +129,7 @@ class Calibration:
             reasons.append(f"{mmacs:.3g} MMACs lies outside the calibrated {lo:.3g}-{hi:.3g} MMACs (x{EXTRAPOLATE:g})")
         kernel_ms = sum(v for k, v in by_kind.items() if k != "overhead")
         latency = self.overhead_ms + self.scale * kernel_ms + self.per_kernel_ms * len(kernels)
-        return Prediction(latency, by_kind, tuple(fallback), not reasons, tuple(reasons))
+        return Prediction(latency, by_kind, tuple(fallback), not reasons, tuple(reasons), tuple(kernels))
 
     def describe(self) -> str:
         """One line for a metric's ``how``."""

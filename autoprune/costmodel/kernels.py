@@ -57,11 +57,14 @@ class Kernel:
         key: Kernel kind, e.g. ``nchwc.Conv/3x3`` or ``ms.QLinearConv/dw``.
         name: The node's name in the optimized graph.
         features: Values of :data:`FEATURES` (1, MMACs, MB of activations read and written).
+        weight_mb: MB of constants it reads (weights, biases, quantization parameters): for the
+            energy model (:mod:`.energy`), not a latency feature.
     """
 
     key: str
     name: str
     features: tuple[float, ...]
+    weight_mb: float = 0.0
 
 
 def family(key: str) -> str:
@@ -150,7 +153,8 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel |
         macs = math.prod(shapes[out][0]) * k
         variant = "w" if len(acts) == 1 else "act"  # a weight, or two activations (attention scores)
     key = _DOMAINS.get(node.domain, node.domain + ".") + op + (f"/{variant}" if variant else "")
-    return Kernel(key, node.name or op, (1.0, macs / 1e6, act_bytes / 1e6))
+    weight_bytes = sum(nbytes(i) for i in node.input if i in constants and i in shapes)
+    return Kernel(key, node.name or op, (1.0, macs / 1e6, act_bytes / 1e6), weight_bytes / 1e6)
 
 
 def runtime_kernels(model: str | os.PathLike | bytes, feeds: Mapping[str, np.ndarray], level: str = "all",
