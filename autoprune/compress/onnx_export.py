@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -60,12 +60,62 @@ def _positional(model: nn.Module, example_input: Inputs) -> Iterator[None]:
         del model.forward  # the class's forward again
 
 
+def _averaging(n_in: int, n_out: int) -> np.ndarray:
+    """The ``(n_out, n_in)`` matrix of adaptive average pooling along one axis (PyTorch's bins: floor to ceil)."""
+    a = np.zeros((n_out, n_in), np.float32)
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        a[i, start:end] = 1.0 / (end - start)
+    return a
+
+
+def _pool_as_matmul(pool: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``pool``'s forward, computed as products with averaging matrices where ONNX cannot export it.
+
+    ONNX export of adaptive average pooling needs each output size to divide its input size.
+    VGG's and AlexNet's classifiers pool to 7x7 and 6x6, so at a smaller input (64x64: 2x2
+    feature maps) the model cannot be exported as it is. Adaptive average pooling is linear
+    along each axis, so it is exactly ``A_h @ x @ A_w^T``: two MatMuls with constant matrices.
+    """
+    forward = pool.forward
+    dims = 1 if isinstance(pool, nn.AdaptiveAvgPool1d) else 2
+
+    def pooled(x: torch.Tensor) -> torch.Tensor:
+        size = pool.output_size if isinstance(pool.output_size, (tuple, list)) else (pool.output_size,) * dims
+        shape = [int(n) for n in x.shape[-dims:]]
+        out = [shape[i] if size[i] is None else int(size[i]) for i in range(dims)]
+        if all(n % o == 0 for n, o in zip(shape, out)):
+            return forward(x)  # exports as it is
+        mats = [torch.from_numpy(_averaging(n, o)).to(x.dtype) for n, o in zip(shape, out)]
+        if dims == 1:
+            return torch.matmul(x, mats[0].T)
+        return torch.matmul(torch.matmul(mats[0], x), mats[1].T)
+
+    return pooled
+
+
+@contextlib.contextmanager
+def _exportable_pooling(model: nn.Module) -> Iterator[None]:
+    """While exporting, adaptive average pools whose output does not divide their input run as MatMuls (:func:`_pool_as_matmul`)."""
+    pools = [m for m in model.modules() if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d))]
+    for m in pools:
+        m.forward = _pool_as_matmul(m)
+    try:
+        yield
+    finally:
+        for m in pools:
+            del m.forward  # the class's forward again
+
+
 def export_onnx(model: nn.Module, example_input: Inputs) -> onnx.ModelProto:
     """The model as ONNX (opset 17, dynamic batch axis), eval mode, BatchNorm folded into convs.
 
     One tensor exports as the input :data:`INPUT_NAME`; a dict of tensors (keyword arguments,
     e.g. ``input_ids`` and ``attention_mask``) as one input per key, named by it, each with its
     own dtype.
+
+    Adaptive average pooling to a size that does not divide its input (VGG's 7x7 at a small
+    input) exports as the equivalent MatMuls, which ONNX can hold.
 
     Uses the TorchScript-based exporter: it is deterministic and an order of magnitude
     faster than the torch.export-based one for the small graphs searched here. The graph's
@@ -81,7 +131,7 @@ def export_onnx(model: nn.Module, example_input: Inputs) -> onnx.ModelProto:
     names = input_names(example_input)
     args = tuple(example_input.values()) if isinstance(example_input, Mapping) else (example_input,)
     try:
-        with warnings.catch_warnings(), _positional(model, example_input):
+        with warnings.catch_warnings(), _positional(model, example_input), _exportable_pooling(model):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, args, buf, dynamo=False, opset_version=OPSET,

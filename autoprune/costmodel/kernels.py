@@ -29,12 +29,20 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-__all__ = ["Kernel", "FEATURES", "LEVELS", "runtime_kernels", "family"]
+__all__ = ["Kernel", "FEATURES", "OUT_BLOCK", "IN_BLOCK", "LEVELS", "runtime_kernels", "family"]
 
-# Features of one kernel, each cost-linear: a launch, work, activation traffic. (Constant traffic is
-# left out: a weight is read once per MAC row, so it moves with the MACs, and a fourth coefficient per
-# kind was fitted to noise in the first calibrations.)
-FEATURES = ("launch", "mmacs", "act_mb")
+# Features of one kernel, each cost-linear: a launch, work, activation traffic, and the work that
+# falls outside the CPU kernels' vector blocks. A convolution or matrix product whose output
+# channels are not a multiple of OUT_BLOCK, or whose reduction (input channels per group) is not
+# a multiple of IN_BLOCK, runs its last partial block on a slower path: ``tail_out_mmacs`` and
+# ``tail_in_mmacs`` are the MACs of those partial blocks, ``tail_out`` and ``tail_in`` are 1 when
+# there is one. Pruning with ``round_to: 1`` lands on such counts; a model that keeps them aligned
+# runs faster per MAC. (The blocks are onnxruntime's x86 GEMM packing: 16 output columns, 4-byte
+# reductions for int8; calibrations on probes swept over aligned and unaligned counts chose them over
+# 8/32 and over padded-MAC features on held-out error, benchmarks/costmodel.py. Constant traffic is
+# left out: a weight is read once per MAC row, so it moves with the MACs.)
+FEATURES = ("launch", "mmacs", "act_mb", "tail_out_mmacs", "tail_in_mmacs", "tail_out", "tail_in")
+OUT_BLOCK, IN_BLOCK = 16, 4
 
 LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,  # what this machine's sessions run (layouts included)
@@ -56,7 +64,8 @@ class Kernel:
     Attributes:
         key: Kernel kind, e.g. ``nchwc.Conv/3x3`` or ``ms.QLinearConv/dw``.
         name: The node's name in the optimized graph.
-        features: Values of :data:`FEATURES` (1, MMACs, MB of activations read and written).
+        features: Values of :data:`FEATURES` (1, MMACs, MB of activations read and written, and
+            the MMACs and counts of partial vector blocks).
         weight_mb: MB of constants it reads (weights, biases, quantization parameters): for the
             energy model (:mod:`.energy`), not a latency feature.
     """
@@ -131,6 +140,9 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel |
     nbytes = lambda name: math.prod(shapes[name][0]) * shapes[name][1]  # noqa: E731
     act_bytes = sum(nbytes(i) for i in acts) + sum(nbytes(o) for o in node.output if o in shapes)
     macs, variant = 0, ""
+    weights = [shapes[i][0] for i in node.input if i in constants and i in shapes]
+    weight = max(weights, key=math.prod, default=())  # the weight, not a scale or zero point
+    out_ch = in_ch = 0  # output channels and reduction length per output, for the tail features
     first = acts[0] if acts else None
     out = node.output[0]
     if op in _CONV and first and out in shapes:
@@ -147,14 +159,23 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel |
             variant = "grp"
         else:
             variant = "1x1" if math.prod(kernel) == 1 else "kxk"
+        if len(weight) >= 2:  # (out, in per group, *kernel); a depthwise conv reduces over its kernel only
+            out_ch, in_ch = int(weight[0]), (0 if variant == "dw" else int(weight[1]))
     elif op in _MATMUL and first and out in shapes:
         a = shapes[first][0]
         k = a[0] if (op in ("Gemm", "QGemm", "FusedGemm") and _attr(node, "transA", 0)) else a[-1]
         macs = math.prod(shapes[out][0]) * k
         variant = "w" if len(acts) == 1 else "act"  # a weight, or two activations (attention scores)
+        if variant == "w" and len(weight) == 2:  # MatMul's B is (K, N); Gemm's is (N, K) when transB
+            n_, k_ = weight[::-1] if not (op in ("Gemm", "QGemm", "FusedGemm") and _attr(node, "transB", 0)) else weight
+            out_ch, in_ch = int(n_), int(k_)
     key = _DOMAINS.get(node.domain, node.domain + ".") + op + (f"/{variant}" if variant else "")
     weight_bytes = sum(nbytes(i) for i in node.input if i in constants and i in shapes)
-    return Kernel(key, node.name or op, (1.0, macs / 1e6, act_bytes / 1e6), weight_bytes / 1e6)
+    tail_out = (out_ch % OUT_BLOCK) / out_ch if out_ch else 0.0  # share of the MACs in a partial block
+    tail_in = (in_ch % IN_BLOCK) / in_ch if in_ch else 0.0
+    features = (1.0, macs / 1e6, act_bytes / 1e6, macs * tail_out / 1e6, macs * tail_in / 1e6,
+                float(tail_out > 0), float(tail_in > 0))
+    return Kernel(key, node.name or op, features, weight_bytes / 1e6)
 
 
 def runtime_kernels(model: str | os.PathLike | bytes, feeds: Mapping[str, np.ndarray], level: str = "all",

@@ -2,7 +2,8 @@
 
 Each probe is a small torch module and its input: a convolution (plain, 1x1, depthwise,
 grouped, 1-D) with its BatchNorm and ReLU (the runtime fuses them, as in real models), a
-Linear over tokens, an attention block, pooling, a residual add, a concatenation. Channel
+Linear over tokens, an attention block, pooling, a residual add, a concatenation, a
+pre-activation BatchNorm and ReLU before a convolution (which run unfused). Channel
 counts are swept over multiples of 8 and over counts that are not (the vector block of a
 CPU is 8 or 16 floats; pruning with ``round_to: 1`` lands anywhere), kernels over 1/3/5,
 strides over 1/2 and spatial sizes over 7-32. Every probe is built fp32 and int8 (QDQ),
@@ -152,9 +153,18 @@ def _merge(rng: np.random.Generator) -> Probe:
     return Probe(f"{how}-c{c}-a{a}-b{b}-hw{hw}", how, _Merge(c, a, b, how), torch.randn(1, c, hw, hw))
 
 
+def _preact(rng: np.random.Generator) -> Probe:
+    """BatchNorm and ReLU *before* a convolution (pre-activation, as DenseNet and pre-act ResNets): nothing
+    folds them into the convolution before, so they run as kernels of their own."""
+    cin, cout = (int(rng.choice(_CHANNELS)) for _ in range(2))
+    k, hw = int(rng.choice((1, 3))), int(rng.choice(_SIZES))
+    m = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, k, 1, k // 2, bias=False))
+    return Probe(f"preact-c{cin}-o{cout}-k{k}-hw{hw}", "preact", m, torch.randn(1, cin, hw, hw))
+
+
 KINDS: dict[str, Callable[[np.random.Generator], Probe]] = {
     "conv": _conv, "depthwise": _depthwise, "grouped": _grouped, "conv1d": _conv1d, "linear": _linear,
-    "attention": _attention, "pool": _pool, "merge": _merge,
+    "attention": _attention, "pool": _pool, "merge": _merge, "preact": _preact,
 }
 
 

@@ -8,19 +8,29 @@ import numpy as np
 import pytest
 
 from autoprune.costmodel.calibration import FORMAT, VERSION, Calibration, CalibrationError, fit, load_calibration
-from autoprune.costmodel.kernels import Kernel
+from autoprune.costmodel.kernels import FEATURES, Kernel
 
 DEVICE = {"name": "synthetic-cpu", "profiler": "local", "threads": 1, "execution_provider": "CPUExecutionProvider",
           "batch_size": 1, "cpu": "Synthetic CPU", "onnxruntime": "0.0.0"}
-# A SYNTHETIC device: per kind, ms per launch, per MMAC and per MB of activations; 0.02 ms per run overhead.
-TRUE = {"nchwc.Conv/kxk": (0.004, 0.02, 0.01), "ms.QLinearConv/dw": (0.003, 0.05, 0.02), "Gemm/w": (0.002, 0.03, 0.005)}
+# A SYNTHETIC device: per kind, ms per launch, per MMAC, per MB of activations, per MMAC in partial vector
+# blocks (output, reduction) and per partial block; 0.02 ms per run overhead.
+TRUE = {"nchwc.Conv/kxk": (0.004, 0.02, 0.01, 0.03, 0.01, 0.001, 0.0005),
+        "ms.QLinearConv/dw": (0.003, 0.05, 0.02, 0.04, 0.0, 0.002, 0.0),
+        "Gemm/w": (0.002, 0.03, 0.005, 0.0, 0.02, 0.0, 0.001)}
+
+
+def _features(rng: np.random.Generator) -> tuple[float, ...]:
+    """A kernel's features (kernels.FEATURES): a launch, MMACs, MB, and the MACs of its partial blocks (or none)."""
+    m = float(rng.uniform(0.1, 20))
+    t_out, t_in = (float(rng.choice([0.0, rng.uniform(0.02, 0.5)])) for _ in range(2))
+    return (1.0, m, float(rng.uniform(0.01, 2)), m * t_out, m * t_in, float(t_out > 0), float(t_in > 0))
 
 
 def _models(n: int, seed: int = 0) -> tuple[list[list[Kernel]], list[float]]:
     rng = np.random.default_rng(seed)
     samples, latencies = [], []
     for i in range(n):
-        kernels = [Kernel(key, f"m{i}-{key}-{j}", (1.0, float(rng.uniform(0.1, 20)), float(rng.uniform(0.01, 2))))
+        kernels = [Kernel(key, f"m{i}-{key}-{j}", _features(rng))
                    for j, key in enumerate(rng.choice(list(TRUE), size=int(rng.integers(2, 6))))]
         samples.append(kernels)
         latencies.append(0.02 + sum(float(np.dot(TRUE[k.key], k.features)) for k in kernels))
@@ -29,7 +39,7 @@ def _models(n: int, seed: int = 0) -> tuple[list[list[Kernel]], list[float]]:
 
 @pytest.fixture(scope="module")
 def fitted() -> Calibration:
-    samples, latencies = _models(40)
+    samples, latencies = _models(80)
     return fit(samples, latencies, DEVICE, heldout={"n": 4.0, "mape": 0.05, "within_10": 0.75, "p90_abs": 0.12}, notes={"seed": 0})
 
 
@@ -53,10 +63,11 @@ def test_save_then_load_gives_the_same_calibration_and_predictions(fitted, tmp_p
 
 
 def test_an_unknown_kind_is_costed_as_its_family_with_low_confidence(fitted):
-    p = fitted.predict([Kernel("nchwc.Conv/1x1", "new", (1.0, 2.0, 0.1))])
+    features = (1.0, 2.0, 0.1, 0.5, 0.0, 1.0, 0.0)
+    p = fitted.predict([Kernel("nchwc.Conv/1x1", "new", features)])
     assert p.fallback == ("nchwc.Conv/1x1",) and not p.confident
     assert "not calibrated: nchwc.Conv/1x1" in p.reasons[0]
-    assert p.by_kind["nchwc.Conv/1x1"] == pytest.approx(float(np.dot(fitted.coefficients["nchwc.Conv/kxk"], (1.0, 2.0, 0.1))))
+    assert p.by_kind["nchwc.Conv/1x1"] == pytest.approx(float(np.dot(fitted.coefficients["nchwc.Conv/kxk"], features)))
 
 
 def _write(tmp_path, fitted, **changes) -> str:
@@ -89,15 +100,16 @@ def test_a_file_of_another_format_is_refused(tmp_path, fitted):
         load_calibration(path)
 
 
-def test_a_file_of_another_version_is_refused(tmp_path, fitted):
-    path = _write(tmp_path, fitted, version=VERSION + 1)
-    with pytest.raises(CalibrationError, match=f"^{path}: calibration version {VERSION + 1} is not supported"):
+@pytest.mark.parametrize("version", [VERSION - 1, VERSION + 1])  # an older autoprune's file (fewer features), a newer one's
+def test_a_file_of_another_version_is_refused(tmp_path, fitted, version):
+    path = _write(tmp_path, fitted, version=version)
+    with pytest.raises(CalibrationError, match=f"^{path}: calibration version {version} is not supported"):
         load_calibration(path)
 
 
 def test_a_malformed_field_is_refused(tmp_path, fitted):
-    path = _write(tmp_path, fitted, coefficients={"Gemm/w": [0.1, -1.0, 0.0]})
-    with pytest.raises(CalibrationError, match=f"^{path}: malformed calibration: .*coefficients.Gemm/w must be 3 finite non-negative"):
+    path = _write(tmp_path, fitted, coefficients={"Gemm/w": [0.1, -1.0] + [0.0] * (len(FEATURES) - 2)})
+    with pytest.raises(CalibrationError, match=f"^{path}: malformed calibration: .*coefficients.Gemm/w must be {len(FEATURES)} finite non-negative"):
         load_calibration(path)
 
 

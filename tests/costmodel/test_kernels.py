@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autoprune.costmodel.calibrate import kernels_of
-from autoprune.costmodel.kernels import runtime_kernels
+from autoprune.costmodel.kernels import FEATURES, runtime_kernels
 from autoprune.device import load_device_profile
 
 # Channels are multiples of 16, so no CPU's blocked layout pads them: MACs are exact on any host.
@@ -40,6 +40,20 @@ def test_fp32_convolutions_run_fused_with_their_exact_work(artifacts):
     assert len(gemm) == 1 and gemm[0].features[1] == pytest.approx(FC_MMACS)
     keys = [k.key for k in kernels]
     assert keys.index(by_variant["kxk"].key) < keys.index(by_variant["dw"].key) < keys.index("Gemm/w")  # execution order
+
+
+@pytest.mark.parametrize("bits", [32, 8])
+def test_work_in_partial_vector_blocks_is_its_own_feature(artifacts, bits):
+    """16 -> 32 channels fill whole blocks; the Linear's 10 outputs are one partial block of 16 (kernels.OUT_BLOCK)."""
+    kernels = runtime_kernels(artifacts[bits], _feeds(), "all")
+    names = list(FEATURES)
+    tail = lambda k, f: k.features[names.index(f)]  # noqa: E731
+    convs = [k for k in kernels if _op(k.key)[1] == "kxk"]
+    assert len(convs) == 1 and all(tail(convs[0], f) == 0 for f in ("tail_out_mmacs", "tail_in_mmacs", "tail_out", "tail_in"))
+    dense = [k for k in kernels if _op(k.key)[0] in ("Gemm", "QGemm", "FusedGemm")]
+    assert len(dense) == 1, [k.key for k in kernels]
+    assert tail(dense[0], "tail_out_mmacs") == pytest.approx(FC_MMACS) and tail(dense[0], "tail_out") == 1.0
+    assert tail(dense[0], "tail_in_mmacs") == 0 and tail(dense[0], "tail_in") == 0  # 32 inputs: whole blocks of 4
 
 
 def test_int8_convolution_runs_as_a_qlinear_kernel(artifacts):
