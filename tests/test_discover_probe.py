@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -90,8 +91,12 @@ def test_a_model_that_nothing_breaks_costs_one_pruned_copy_for_all_groups(monkey
     assert calls == [{g.name: one_step(g, space) for g in space.groups}]  # all groups at once, one step each
     assert calls[0]["encoder.conv1"] == 0.1 and calls[0]["encoder.layers.0.self_attn.v_proj"] == 0.15  # a whole head
     calls.clear()
-    autoprune.discover(model, x, probe=True)  # something breaks: then each group alone, to name it
-    assert len(calls) == 1 + len(autoprune.discover(model, x).groups) and all(len(c) == 1 for c in calls[1:])
+    probed = autoprune.discover(model, x, probe=True)  # something breaks: halves of the groups, down to the one that does
+    n = len(autoprune.discover(model, x).groups)
+    assert calls[0].keys() == {g.name for g in autoprune.discover(model, x).groups} and len(calls[0]) == n
+    assert all(len(c) < n for c in calls[1:]) and {"encoder.layers.1.fc2": 0.1} in calls
+    assert len(calls) <= 1 + 2 * math.ceil(math.log2(n)) < 1 + n  # fewer copies than pruning each group alone
+    assert [e.name for e in probed.excluded if "discovery probe" in e.reason] == ["encoder.layers.1.fc2"]
 
 
 def test_one_step_is_the_smallest_ratio_on_the_grid_that_removes_channels():

@@ -9,6 +9,7 @@ least important are removed.
 from __future__ import annotations
 
 import copy
+import gc
 from typing import Callable
 
 import torch
@@ -23,6 +24,16 @@ from .check import forward_failure, output_shapes
 from .importance import IMPORTANCE, make_importance
 
 __all__ = ["prune_channels", "prune_copy", "pruning_failure", "IMPORTANCE", "make_importance"]
+
+# Torch-Pruning's dependency graph lives in reference cycles and holds the traced autograd graph, and with
+# it every weight the pruning replaced: above this size a model's copies and old weights are collected at
+# once, not when Python's collector next runs (a 2.5 GB ViT-H/14 otherwise held three copies at a time).
+COLLECT_ABOVE_BYTES = 64 * 2**20
+
+
+def _collect(model: nn.Module) -> None:
+    if sum(p.numel() * p.element_size() for p in model.parameters()) > COLLECT_ABOVE_BYTES:
+        gc.collect()
 
 
 def prune_channels(
@@ -84,6 +95,8 @@ def _prune(model: nn.Module, ratios: dict[str, float], space: SearchSpace, examp
         for path, size in sizes.items():  # forwards that reshape with a stored head count need the new one
             set_heads(modules[path], channels - n_prune, size)
         done[name] = (channels, channels - n_prune)
+    del DG
+    _collect(model)  # the replaced weights, still held by the graph's trace
     return done, forward_failure(model, example_input, expected) if done else None
 
 
@@ -117,7 +130,9 @@ def pruning_failure(model: nn.Module, ratios: dict[str, float], space: SearchSpa
     The answer is one line (:func:`~autoprune.compress.check.forward_failure`). ``model`` is left
     untouched; nothing is narrowed down to single groups (:func:`prune_copy` does that).
     """
-    return _prune(copy.deepcopy(model).eval(), ratios, space, example_input, importance)[1]
+    failure = _prune(copy.deepcopy(model).eval(), ratios, space, example_input, importance)[1]
+    _collect(model)
+    return failure
 
 
 def prune_copy(model: nn.Module, ratios: dict[str, float], space: SearchSpace, example_input: torch.Tensor,
@@ -137,6 +152,7 @@ def prune_copy(model: nn.Module, ratios: dict[str, float], space: SearchSpace, e
     if len(done) > 1:  # find the groups that break it on their own
         for name in done:
             alone = _prune(copy.deepcopy(model).eval(), {name: ratios[name]}, space, example_input, importance)[1]
+            _collect(model)
             if alone:
                 culprits[name] = alone
     raise _broken(culprits) if culprits else _broken(dict.fromkeys(done, failure), together=True)
