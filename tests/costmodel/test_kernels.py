@@ -50,6 +50,7 @@ def test_work_in_partial_vector_blocks_is_its_own_feature(artifacts, bits):
     tail = lambda k, f: k.features[names.index(f)]  # noqa: E731
     convs = [k for k in kernels if _op(k.key)[1] == "kxk"]
     assert len(convs) == 1 and all(tail(convs[0], f) == 0 for f in ("tail_out_mmacs", "tail_in_mmacs", "tail_out", "tail_in"))
+    assert tail(convs[0], "kpositions") == pytest.approx(14 * 14 / 1e3)  # one output row per position, batch 1
     dense = [k for k in kernels if _op(k.key)[0] in ("Gemm", "QGemm", "FusedGemm")]
     assert len(dense) == 1, [k.key for k in kernels]
     assert tail(dense[0], "tail_out_mmacs") == pytest.approx(FC_MMACS) and tail(dense[0], "tail_out") == 1.0
