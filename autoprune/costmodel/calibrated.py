@@ -78,7 +78,6 @@ class CalibratedProfiler(Profiler):
         Energy: the profile's ``power.model`` (:mod:`.energy`: core power over this latency plus
         per-op and per-byte costs of the predicted kernels), else its watts x this latency.
         """
-        kernels = p.kernels
         v = p.latency_ms * factor
         how = f"predicted by the {self.calibration.describe()}"
         if factor != 1.0:
@@ -86,8 +85,8 @@ class CalibratedProfiler(Profiler):
         if not p.confident:
             how += f"; low confidence: {'; '.join(p.reasons)}"
         energy = None
-        if self.device.energy_model is not None and kernels:
-            e = self.device.energy_model.estimate(v, kernels)
+        if self.device.energy_model is not None and p.kernels:
+            e = self.device.energy_model.estimate(v, p.kernels)
             energy = Metric(e.energy_mj, "mJ", "modelled", e.how)
         elif self.device.power_watts is not None:
             energy = Metric(self.device.power_watts * v, "mJ", "modelled",

@@ -5,7 +5,8 @@ executes (:mod:`.kernels`), a cost linear in that kernel's features: a launch, i
 the MB of activations it reads and writes, and the work that falls in partial vector blocks
 (channel counts off the CPU's blocking, which pruning lands on). Each kernel kind
 (``nchwc.Conv/dw``, ``ms.QLinearConv/1x1``, ...) has its own non-negative coefficients — a
-roofline-like model per kernel, as nn-Meter and LitePred predict per kernel. They are fitted jointly on whole-model latencies (what any device's profiler, local
+roofline-like model per kernel, as nn-Meter and LitePred predict per kernel. They are
+fitted jointly on whole-model latencies (what any device's profiler, local
 or agent, can measure), by non-negative least squares on **relative** errors, so a 0.05-ms
 model counts as much as a 5-ms one.
 
@@ -36,7 +37,7 @@ from .kernels import FEATURES, Kernel, family
 __all__ = ["Calibration", "Prediction", "CalibrationError", "fit", "load_calibration", "errors", "FORMAT", "VERSION"]
 
 FORMAT = "autoprune-calibration"
-VERSION = 2  # 2: the tail features (kernels.FEATURES); a version-1 file is refused, to be calibrated again
+VERSION = 2  # 2: the partial-block and output-position features (kernels.FEATURES); version 1 is refused
 RIDGE = 1e-6  # a whisper of L2 on the scaled coefficients, so kinds that always appear together split stably
 EXTRAPOLATE = 2.0  # a model this many times beyond the calibrated MMAC range is predicted with low confidence
 

@@ -5,9 +5,9 @@ A device profile may give ``power.model`` — what one inference's energy is mad
     power:
       watts: 15.0                 # measured latency x watts: `estimated` energy (no meter)
       model:                      # a modelled latency's energy: `modelled`
-        core_watts: 12.0          # the core beside its data path (clock, fetch, decode, leakage)
+        core_watts: 13.5          # the core beside its data path (clock, fetch, decode, leakage)
         mac_pj: {fp32: 4.6, int8: 0.23}
-        byte_pj: {cache: 1.25, dram: 160.0}
+        byte_pj: {cache: 12.5, dram: 160.0}
         cache_mb: 32              # weights that fit here are read from cache, others from DRAM
         sources: ["Horowitz, ISSCC 2014 ..."]
         assumptions: ["core_watts ..."]
@@ -89,7 +89,7 @@ class EnergyModel:
         return {"core_watts": self.core_watts, "mac_pj": dict(self.mac_pj), "byte_pj": dict(self.byte_pj),
                 "cache_mb": self.cache_mb, "sources": list(self.sources), "assumptions": list(self.assumptions)}
 
-    def estimate(self, latency_ms: float, kernels: Sequence["Kernel"], latency_label: str = "modelled") -> EnergyEstimate:
+    def estimate(self, latency_ms: float, kernels: Sequence["Kernel"]) -> EnergyEstimate:
         """Energy of one inference that runs ``kernels`` in ``latency_ms`` (W x ms = mJ; pJ x 1e-9 = mJ)."""
         macs = {"fp32": 0.0, "int8": 0.0}
         act_mb = weight_mb = 0.0
@@ -105,7 +105,7 @@ class EnergyModel:
             "activations": act_mb * 1e6 * self.byte_pj["cache"] * 1e-9,
             "weights": weight_mb * 1e6 * self.byte_pj[weights_at] * 1e-9,
         }
-        how = (f"modelled: {self.core_watts:g} W core power x the {latency_label} latency + {macs['fp32'] / 1e6:.3g} fp32 MMACs at "
+        how = (f"modelled: {self.core_watts:g} W core power x the modelled latency + {macs['fp32'] / 1e6:.3g} fp32 MMACs at "
                f"{self.mac_pj['fp32']:g} pJ and {macs['int8'] / 1e6:.3g} int8 MMACs at {self.mac_pj['int8']:g} pJ + "
                f"{act_mb:.3g} MB of activations at {self.byte_pj['cache']:g} pJ/B + {weight_mb:.3g} MB of weights from "
                f"{weights_at} at {self.byte_pj[weights_at]:g} pJ/B (device profile power.model; sources: {'; '.join(self.sources)})")
