@@ -139,16 +139,12 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
     import tempfile
 
     keep = tempfile.TemporaryDirectory(prefix="autoprune-cal-")  # the calibration's artifacts, for the drift reference
+    dump = Path(args.dump) if args.dump else None  # the models and their timings, kept to study other fits offline
     t0 = time.perf_counter()
     run = calibrate(device, args.budget_minutes, seed=args.seed, rounds=args.cal_rounds, leave_out=tuple(args.leave_out),
-                    log=lambda s: print(s, flush=True), workdir=keep.name)
+                    log=lambda s: print(s, flush=True), workdir=dump / "calibration" if dump else keep.name)
     cal = run.calibration
     run_s = time.perf_counter() - t0
-    if args.dump:  # the calibration's models, kernels and timings, to study other fits without re-measuring
-        import pickle
-
-        Path(args.dump).write_bytes(pickle.dumps({"samples": [(s.name, s.kind, s.bits, s.kernels) for s in run.samples],
-                                                  "measured": run.measured_ms, "node_ms": run.node_ms}))
     cal.save(Path(args.results).with_name("costmodel-calibration.json"))
     lines.append(f"calibration of {device.name}: {cal.notes['models']} models ({cal.notes['probe_models']} probes, "
                  f"{cal.notes['zoo_models']} zoo plans; left out: {', '.join(args.leave_out) or 'none'}) in {run_s:.0f} s "
@@ -161,7 +157,9 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
     rng = np.random.default_rng(args.seed + 7)
     refs = [run.samples[i] for i in rng.choice(len(run.samples), size=min(args.drift_refs, len(run.samples)), replace=False)]
     with tempfile.TemporaryDirectory(prefix="autoprune-bench-") as tmp:
-        models = _heldout_models(Path(tmp), args.plans, args.seed + 1000)
+        held_dir = dump / "heldout" if dump else Path(tmp)
+        held_dir.mkdir(parents=True, exist_ok=True)
+        models = _heldout_models(held_dir, args.plans, args.seed + 1000)
         print(f"measuring {len(models)} held-out models and {len(refs)} calibration models again: {args.rounds} interleaved "
               f"rounds of {args.window} s", flush=True)
         profiler = make_profiler(device)
@@ -179,6 +177,13 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
                  if ratios else "machine drift: not measured")
     got = {k: v for k, v in got.items() if not k.startswith("ref:")}
     rounds = {k: [m.latency_ms.value for m in v] for k, v in got.items()}
+    if dump:  # every model's file (relative to the dump) and timings: refit with other features without timing again
+        (dump / "data.json").write_text(json.dumps({
+            "calibration": [{"name": s.name, "kind": s.kind, "bits": s.bits, "path": str(s.path.relative_to(dump)),
+                             "ms": run.measured_ms[s.name]} for s in run.samples],
+            "heldout": [{"name": n, "family": fam, "path": str(p.relative_to(dump)), "rounds": rounds[n]}
+                        for n, fam, p in models if n in rounds],
+            "leave_out": list(args.leave_out)}, indent=0))
     # Two statistics of the same interleaved rounds: the confirmation pass's trimmed mean, and the fastest
     # round (the device undisturbed: what the calibration is fitted to). Each with its own noise floor.
     stats = {"trimmed mean": trimmed_mean, "fastest round": min}
@@ -241,7 +246,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trials", type=int, default=40, help="trials per study in part modes")
     ap.add_argument("--drift-refs", type=int, default=24, help="calibration models timed again beside the held-out ones")
-    ap.add_argument("--dump", help="also write the calibration's data (pickle) here")
+    ap.add_argument("--dump", help="keep every model (ONNX) and its timings in this directory (data.json), for offline fits")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "costmodel"))
     args = ap.parse_args()
     lines = [f"autoprune cost model benchmark on {platform.node()} ({_cpu()}), load average before {os.getloadavg()[0]:.2f}"]

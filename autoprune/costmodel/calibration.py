@@ -37,7 +37,8 @@ from .kernels import FEATURES, Kernel, family
 __all__ = ["Calibration", "Prediction", "CalibrationError", "fit", "load_calibration", "errors", "FORMAT", "VERSION"]
 
 FORMAT = "autoprune-calibration"
-VERSION = 2  # 2: the partial-block and output-position features (kernels.FEATURES); version 1 is refused
+VERSION = 3  # 3: activations read and written apart, grouped convolutions per group, fp32 blocks by vector width;
+# 2: the partial-block and output-position features (kernels.FEATURES). Older versions are refused
 RIDGE = 1e-6  # a whisper of L2 on the scaled coefficients, so kinds that always appear together split stably
 EXTRAPOLATE = 2.0  # a model this many times beyond the calibrated MMAC range is predicted with low confidence
 

@@ -95,7 +95,7 @@ class EnergyModel:
         act_mb = weight_mb = 0.0
         for k in kernels:
             macs["int8" if k.key.rpartition(".")[2].partition("/")[0] in INT8_OPS else "fp32"] += k.features[1] * 1e6
-            act_mb += k.features[2]
+            act_mb += k.act_mb
             weight_mb += k.weight_mb
         weights_at = "cache" if weight_mb <= self.cache_mb else "dram"
         parts = {

@@ -12,7 +12,7 @@ runtime's own ops). Padded channels and layouts are therefore in the shapes.
 
 Each executed node becomes a :class:`Kernel`: a key naming the kernel kind (op, domain
 and variant: ``nchwc.Conv/dw``, ``ms.QLinearConv/1x1``, ``Gemm/w``, ``ms.QLinearAdd``) and
-features that its cost is linear in (a launch, MMACs, MB of activations in and out).
+features that its cost is linear in (a launch, MMACs, MB of activations in and out, ...).
 Nothing here imports torch.
 """
 
@@ -29,22 +29,41 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-__all__ = ["Kernel", "FEATURES", "OUT_BLOCK", "IN_BLOCK", "LEVELS", "runtime_kernels", "family"]
+__all__ = ["Kernel", "FEATURES", "OUT_BLOCK", "IN_BLOCK", "LEVELS", "fp32_out_block", "runtime_kernels", "family"]
 
-# Features of one kernel, each cost-linear: a launch, work, activation traffic, and the work that
-# falls outside the CPU kernels' vector blocks. A convolution or matrix product whose output
-# channels are not a multiple of OUT_BLOCK, or whose reduction (input channels per group) is not
-# a multiple of IN_BLOCK, runs its last partial block on a slower path: ``tail_out_mmacs`` and
-# ``tail_in_mmacs`` are the MACs of those partial blocks, ``tail_out`` and ``tail_in`` are 1 when
-# there is one. Pruning with ``round_to: 1`` lands on such counts; a model that keeps them aligned
-# runs faster per MAC. (The blocks are onnxruntime's x86 GEMM packing: 16 output columns, 4-byte
-# reductions for int8; calibrations on probes swept over aligned and unaligned counts chose them over
-# 8/32 and over padded-MAC features on held-out error, benchmarks/costmodel.py.) ``kpositions``: a
-# convolution's output positions (thousands), each a row of its im2col/GEMM loop with a cost of its
-# own (held-out within +/-10 % 65 % -> 71 % on the same data). Constant traffic is left out: a weight
-# is read once per MAC row, so it moves with the MACs.
-FEATURES = ("launch", "mmacs", "act_mb", "tail_out_mmacs", "tail_in_mmacs", "tail_out", "tail_in", "kpositions")
-OUT_BLOCK, IN_BLOCK = 16, 4
+# Features of one kernel, each cost-linear: a launch, work, activation traffic (read and written
+# apart: an int8 kernel requantizes every output), and the work that falls outside the CPU kernels'
+# vector blocks. A convolution or matrix product whose output channels (per group) are not a
+# multiple of the output block, or whose reduction (input channels per group) is not a multiple of
+# IN_BLOCK, runs its last partial block on a slower path: ``tail_out_mmacs`` and ``tail_in_mmacs`` are
+# the MACs of those partial blocks, ``tail_out`` and ``tail_in`` are 1 when there is one. Pruning with
+# ``round_to: 1`` lands on such counts; a model that keeps them aligned runs faster per MAC. The
+# blocks are onnxruntime's x86 GEMM packing: int8 16 output columns and 4-byte reductions; fp32 two
+# vector registers of floats (16 columns with AVX2, 32 with AVX-512: :func:`fp32_out_block`).
+# ``kpositions``: a convolution's output positions (thousands), each a row of its im2col/GEMM loop
+# with a cost of its own; a grouped convolution runs one such loop per group, so its rows count once
+# per group. Each chosen on held-out error of a 2,000-model calibration timed once
+# (benchmarks/costmodel.py --dump; docs/costmodel.md). Constant traffic is left out: a weight is read
+# once per MAC row, so it moves with the MACs.
+FEATURES = ("launch", "mmacs", "act_in_mb", "tail_out_mmacs", "tail_in_mmacs", "tail_out", "tail_in", "kpositions",
+            "act_out_mb")
+OUT_BLOCK, IN_BLOCK = 16, 4  # int8 (and fp32 where the vector width is unknown)
+
+
+def fp32_out_block(level: str = "all") -> int:
+    """Output columns of onnxruntime's fp32 GEMM block on the CPU that runs graphs at ``level``.
+
+    ``all`` is this machine's own runtime: 32 when this CPU has AVX-512 (two 16-float registers),
+    else 16. Another device's (``extended``): :data:`OUT_BLOCK`.
+    """
+    if level != "all":
+        return OUT_BLOCK
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return OUT_BLOCK
+    return 32 if " avx512f" in flags else OUT_BLOCK
+
 
 LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,  # what this machine's sessions run (layouts included)
@@ -55,6 +74,8 @@ _DOMAINS = {"": "", "ai.onnx": "", "com.microsoft": "ms.", "com.microsoft.nchwc"
 _CONV = frozenset({"Conv", "FusedConv", "QLinearConv", "ConvInteger", "ConvTranspose", "NhwcFusedConv"})
 _MATMUL = frozenset({"Gemm", "MatMul", "QGemm", "QLinearMatMul", "MatMulInteger", "FusedMatMul", "FusedGemm",
                      "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulNBits"})
+_INT8 = frozenset({"QLinearConv", "ConvInteger", "QGemm", "QLinearMatMul", "MatMulInteger", "DynamicQuantizeMatMul",
+                   "MatMulIntegerToFloat"})
 # Nodes that move no data at run time.
 _FREE = frozenset({"Identity", "Constant", "Shape", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
 
@@ -66,8 +87,8 @@ class Kernel:
     Attributes:
         key: Kernel kind, e.g. ``nchwc.Conv/3x3`` or ``ms.QLinearConv/dw``.
         name: The node's name in the optimized graph.
-        features: Values of :data:`FEATURES` (1, MMACs, MB of activations read and written, the
-            MMACs and counts of partial vector blocks, thousands of output positions).
+        features: Values of :data:`FEATURES` (1, MMACs, MB of activations read, the MMACs and
+            counts of partial vector blocks, thousands of output positions (per group), MB written).
         weight_mb: MB of constants it reads (weights, biases, quantization parameters): for the
             energy model (:mod:`.energy`), not a latency feature.
     """
@@ -76,6 +97,11 @@ class Kernel:
     name: str
     features: tuple[float, ...]
     weight_mb: float = 0.0
+
+    @property
+    def act_mb(self) -> float:
+        """MB of activations read and written."""
+        return self.features[FEATURES.index("act_in_mb")] + self.features[FEATURES.index("act_out_mb")]
 
 
 def family(key: str) -> str:
@@ -134,13 +160,13 @@ def _shapes(graph: onnx.ModelProto, feeds: Mapping[str, np.ndarray], provider: s
     return out
 
 
-def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel | None:
+def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str], fp32_block: int = OUT_BLOCK) -> Kernel | None:
     op = node.op_type
     if op in _FREE:
         return None
     acts = [i for i in node.input if i and i not in constants and i in shapes]
     nbytes = lambda name: math.prod(shapes[name][0]) * shapes[name][1]  # noqa: E731
-    act_bytes = sum(nbytes(i) for i in acts) + sum(nbytes(o) for o in node.output if o in shapes)
+    in_bytes, out_bytes = sum(nbytes(i) for i in acts), sum(nbytes(o) for o in node.output if o in shapes)
     macs, variant = 0, ""
     weights = [shapes[i][0] for i in node.input if i in constants and i in shapes]
     weight = max(weights, key=math.prod, default=())  # the weight, not a scale or zero point
@@ -164,8 +190,12 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel |
             variant = "1x1" if math.prod(kernel) == 1 else "kxk"
         if len(weight) >= 2:  # (out, in per group, *kernel); a depthwise conv reduces over its kernel only
             out_ch, in_ch = int(weight[0]), (0 if variant == "dw" else int(weight[1]))
+            if variant == "grp":  # one GEMM per group: its blocks are of the group's output channels
+                out_ch //= group
         y = shapes[out][0]
         positions = math.prod(y) // max(1, y[-1] if channels_last else y[1])
+        if variant == "grp":
+            positions *= group
     elif op in _MATMUL and first and out in shapes:
         a = shapes[first][0]
         k = a[0] if (op in ("Gemm", "QGemm", "FusedGemm") and _attr(node, "transA", 0)) else a[-1]
@@ -176,10 +206,11 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel |
             out_ch, in_ch = int(n_), int(k_)
     key = _DOMAINS.get(node.domain, node.domain + ".") + op + (f"/{variant}" if variant else "")
     weight_bytes = sum(nbytes(i) for i in node.input if i in constants and i in shapes)
-    tail_out = (out_ch % OUT_BLOCK) / out_ch if out_ch else 0.0  # share of the MACs in a partial block
+    block = OUT_BLOCK if op in _INT8 else fp32_block
+    tail_out = (out_ch % block) / out_ch if out_ch else 0.0  # share of the MACs in a partial block
     tail_in = (in_ch % IN_BLOCK) / in_ch if in_ch else 0.0
-    features = (1.0, macs / 1e6, act_bytes / 1e6, macs * tail_out / 1e6, macs * tail_in / 1e6,
-                float(tail_out > 0), float(tail_in > 0), positions / 1e3)
+    features = (1.0, macs / 1e6, in_bytes / 1e6, macs * tail_out / 1e6, macs * tail_in / 1e6,
+                float(tail_out > 0), float(tail_in > 0), positions / 1e3, out_bytes / 1e6)
     return Kernel(key, node.name or op, features, weight_bytes / 1e6)
 
 
@@ -198,9 +229,10 @@ def runtime_kernels(model: str | os.PathLike | bytes, feeds: Mapping[str, np.nda
     graph = optimized_graph(model, level, threads, provider)
     shapes = _shapes(graph, feeds, provider)
     constants = {t.name for t in graph.graph.initializer}  # what is left in the graph runs every time
+    fp32_block = fp32_out_block(level) if provider == "CPUExecutionProvider" else OUT_BLOCK
     kernels = []
     for node in graph.graph.node:
-        k = _kernel(node, shapes, constants)
+        k = _kernel(node, shapes, constants, fp32_block)
         if k is not None:
             kernels.append(k)
     return kernels

@@ -67,8 +67,10 @@ def _depthwise(rng: np.random.Generator) -> Probe:
 
 
 def _grouped(rng: np.random.Generator) -> Probe:
-    width = int(rng.choice((4, 8, 16)))
-    groups = int(rng.choice((2, 4, 8)))
+    # Channels per group aligned and not (pruning a grouped conv keeps whole groups' worth of channels
+    # per group, so a pruned ResNeXt runs 3, 5, 6 ... channels in each of its groups).
+    width = int(rng.choice((3, 4, 5, 6, 7, 8, 12, 16, 20, 24)))
+    groups = int(rng.choice((2, 4, 8, 16)))
     c, s, hw = width * groups, int(rng.choice((1, 1, 2))), int(rng.choice(_SIZES))
     m = _bn_relu(nn.Conv2d(c, c, 3, s, 1, groups=groups, bias=False), c)
     return Probe(f"grp-c{c}-g{groups}-s{s}-hw{hw}", "grouped", m, torch.randn(1, c, hw, hw))

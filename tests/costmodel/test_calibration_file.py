@@ -12,18 +12,20 @@ from autoprune.costmodel.kernels import FEATURES, Kernel
 
 DEVICE = {"name": "synthetic-cpu", "profiler": "local", "threads": 1, "execution_provider": "CPUExecutionProvider",
           "batch_size": 1, "cpu": "Synthetic CPU", "onnxruntime": "0.0.0"}
-# A SYNTHETIC device: per kind, ms per launch, per MMAC, per MB of activations, per MMAC in partial vector
-# blocks (output, reduction), per partial block and per thousand output positions; 0.02 ms per run overhead.
-TRUE = {"nchwc.Conv/kxk": (0.004, 0.02, 0.01, 0.03, 0.01, 0.001, 0.0005, 0.002),
-        "ms.QLinearConv/dw": (0.003, 0.05, 0.02, 0.04, 0.0, 0.002, 0.0, 0.001),
-        "Gemm/w": (0.002, 0.03, 0.005, 0.0, 0.02, 0.0, 0.001, 0.0)}
+# A SYNTHETIC device: per kind, ms per launch, per MMAC, per MB of activations read, per MMAC in partial
+# vector blocks (output, reduction), per partial block, per thousand output positions and per MB written;
+# 0.02 ms per run overhead.
+TRUE = {"nchwc.Conv/kxk": (0.004, 0.02, 0.01, 0.03, 0.01, 0.001, 0.0005, 0.002, 0.02),
+        "ms.QLinearConv/dw": (0.003, 0.05, 0.02, 0.04, 0.0, 0.002, 0.0, 0.001, 0.03),
+        "Gemm/w": (0.002, 0.03, 0.005, 0.0, 0.02, 0.0, 0.001, 0.0, 0.01)}
 
 
 def _features(rng: np.random.Generator) -> tuple[float, ...]:
-    """A kernel's features (kernels.FEATURES): a launch, MMACs, MB, and the MACs of its partial blocks (or none)."""
+    """A kernel's features (kernels.FEATURES): a launch, MMACs, MB read, the MACs of its partial blocks (or none), positions, MB written."""
     m = float(rng.uniform(0.1, 20))
     t_out, t_in = (float(rng.choice([0.0, rng.uniform(0.02, 0.5)])) for _ in range(2))
-    return (1.0, m, float(rng.uniform(0.01, 2)), m * t_out, m * t_in, float(t_out > 0), float(t_in > 0), float(rng.uniform(0.05, 4)))
+    return (1.0, m, float(rng.uniform(0.01, 2)), m * t_out, m * t_in, float(t_out > 0), float(t_in > 0), float(rng.uniform(0.05, 4)),
+            float(rng.uniform(0.01, 1)))
 
 
 def _models(n: int, seed: int = 0) -> tuple[list[list[Kernel]], list[float]]:
@@ -63,7 +65,7 @@ def test_save_then_load_gives_the_same_calibration_and_predictions(fitted, tmp_p
 
 
 def test_an_unknown_kind_is_costed_as_its_family_with_low_confidence(fitted):
-    features = (1.0, 2.0, 0.1, 0.5, 0.0, 1.0, 0.0, 0.2)
+    features = (1.0, 2.0, 0.1, 0.5, 0.0, 1.0, 0.0, 0.2, 0.05)
     p = fitted.predict([Kernel("nchwc.Conv/1x1", "new", features)])
     assert p.fallback == ("nchwc.Conv/1x1",) and not p.confident
     assert "not calibrated: nchwc.Conv/1x1" in p.reasons[0]

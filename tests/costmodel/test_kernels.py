@@ -84,3 +84,42 @@ def test_a_device_profile_reads_kernels_at_its_own_settings(artifacts):
     assert [k.key for k in kernels] == [k.key for k in runtime_kernels(artifacts[32], _feeds(), "all")]
     agent = dataclasses.replace(local, profiler=dataclasses.replace(local.profiler, kind="agent"))
     assert not any(k.key.startswith("nchwc.") for k in kernels_of(artifacts[32], agent))  # another runtime: fusions only
+
+
+@pytest.mark.parametrize("bits", [32, 8])
+def test_a_grouped_convolution_is_costed_per_group(tmp_path, bits):
+    """24 channels in 4 groups: each group's GEMM has 6 output columns (a partial block) and its own loop over the positions."""
+    import torch
+    from torch import nn
+
+    import autoprune
+    from autoprune.space import discover
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(24, 24, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(24), nn.ReLU()).eval()
+    x = torch.zeros(1, 24, 10, 10)
+    space = discover(model, x, round_to=1)
+    X = np.random.default_rng(0).standard_normal((8, 24, 10, 10)).astype(np.float32)
+    path = tmp_path / f"grp-b{bits}.onnx"
+    autoprune.to_onnx(model, space.plan_from_params(space.params_for(0.0, bits)), x, path, X, space=space)
+    kernels = runtime_kernels(path, {"input": np.zeros((1, 24, 10, 10), np.float32)}, "all")
+    grp = [k for k in kernels if _op(k.key)[1] == "grp"]
+    assert len(grp) == 1, [k.key for k in kernels]
+    f = dict(zip(FEATURES, grp[0].features))
+    assert f["mmacs"] == pytest.approx(24 * 100 * 6 * 9 / 1e6)
+    assert f["kpositions"] == pytest.approx(4 * 100 / 1e3)  # 100 positions, once per group
+    assert f["tail_out_mmacs"] == pytest.approx(f["mmacs"]) and f["tail_out"] == 1.0  # 6 of a block: all partial
+    assert f["tail_in"] == 1.0  # 6 inputs per group: a whole block of 4 and a partial one
+    assert f["act_in_mb"] > 0 and f["act_out_mb"] > 0
+
+
+def test_the_fp32_block_follows_the_vector_width():
+    from pathlib import Path
+
+    from autoprune.costmodel.kernels import OUT_BLOCK, fp32_out_block
+
+    assert fp32_out_block("extended") == OUT_BLOCK  # another device's CPU: unknown, the common block
+    cpuinfo = Path("/proc/cpuinfo")
+    expected = 32 if cpuinfo.exists() and " avx512f" in cpuinfo.read_text() else OUT_BLOCK
+    assert fp32_out_block("all") == expected
