@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 from autoprune import zoo  # noqa: E402
 from autoprune.costmodel.calibrate import calibrate, kernels_of  # noqa: E402
 from autoprune.costmodel.calibration import errors  # noqa: E402
+from autoprune.costmodel.kernels import featurize  # noqa: E402
 from autoprune.device import load_device_profile  # noqa: E402
 from autoprune.profile import make_profiler  # noqa: E402
 from autoprune.profile.rounds import measure_rounds, trimmed_mean  # noqa: E402
@@ -109,7 +110,7 @@ def _gbdt_predictions(run, device, heldout: dict[str, tuple]) -> dict[str, float
         times = run.node_ms[s.name]
         for k in s.kernels:
             if k.name in times:
-                rows.setdefault(k.key, []).append((k.features, times[k.name]))
+                rows.setdefault(k.key, []).append((featurize(k, run.calibration.blocks), times[k.name]))
     models = {}
     for key, data in rows.items():
         X = np.array([f for f, _ in data])
@@ -122,9 +123,9 @@ def _gbdt_predictions(run, device, heldout: dict[str, tuple]) -> dict[str, float
         total = 0.0
         for k in kernels:
             if k.key in models:
-                total += float(np.exp(models[k.key].predict(np.array([k.features]))[0]))
+                total += float(np.exp(models[k.key].predict(np.array([featurize(k, cal.blocks)]))[0]))
             elif k.key in cal.coefficients:
-                total += float(np.dot(cal.coefficients[k.key], k.features))
+                total += float(np.dot(cal.coefficients[k.key], featurize(k, cal.blocks)))
         return total
 
     sums = np.array([kernel_sum(s.kernels) for s in run.samples])
@@ -151,6 +152,9 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
                  f"(budget {args.budget_minutes:g} min); method {cal.method} (chosen on held-out error: "
                  + ", ".join(f"{m} MAPE {e['mape']:.1%}" for m, e in cal.notes.get("heldout_by_method", {}).items())
                  + f"); {len(cal.coefficients)} kernel kinds")
+    lines.append("  vector blocks (output x reduction) chosen on its held-out models: "
+                 + ", ".join(f"{k} {v[0]}x{v[1]}" for k, v in sorted(cal.blocks.items())) + " (held-out MAPE by candidate: "
+                 + ", ".join(f"{label} {mape:.1%}" for label, mape in cal.notes.get("heldout_mape_by_blocks", {}).items()) + ")")
     h = cal.heldout
     lines.append(f"  its own held-out {int(h['n'])} calibration models: MAPE {h['mape']:.1%}, within +/-10 % {h['within_10']:.0%}, "
                  f"p90 |error| {h['p90_abs']:.1%}")

@@ -5,7 +5,9 @@ alignment, fp32 and int8) and the zoo architectures at random plans are built as
 are, then timed through **the device's own profiler** (local or agent) in interleaved rounds
 (:func:`~autoprune.profile.rounds.measure_rounds`, the confirmation pass's protocol, with a
 shorter window). A share of the models is held out of the fit and predicted: that error is
-printed and stored; the stored coefficients are then refitted on every model.
+printed and stored; the stored coefficients are then refitted on every model. What the fit
+cannot read from the graph is chosen the same way, on the held-out models: the device's vector
+blocks (:func:`_choose_blocks`) and the fitting method.
 
 The time is bounded by ``budget_minutes``: building stops at about 40 % of it, and the timing
 window is sized so that the kernel profiles and the rounds fit in what is left.
@@ -14,6 +16,7 @@ window is sized so that the kernel profiles and the rounds fit in what is left.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +29,7 @@ from ..profile import make_profiler
 from ..profile.rounds import measure_rounds, trimmed_mean
 from ..profile.timing import make_inputs, make_session
 from .calibration import Calibration, errors, fit
-from .kernels import Kernel, runtime_kernels
+from .kernels import BLOCK_CHOICES, Kernel, runtime_kernels
 
 __all__ = ["Sample", "CalibrationRun", "calibrate", "device_facts", "graph_level", "kernels_of", "measure_models", "build_samples"]
 
@@ -206,6 +209,21 @@ def _window(budget_s: float, n: int, rounds: int) -> float:
     return float(min(MAX_WINDOW_S, max(MIN_WINDOW_S, per)))
 
 
+def _choose_blocks(train: list[Sample], held: list[Sample], measured: dict[str, float], facts: dict[str, Any],
+                   level: str) -> tuple[dict[str, tuple[int, int]], dict[str, float]]:
+    """The device's vector blocks on evidence: the whole-model fit at each of :data:`.kernels.BLOCK_CHOICES`, the
+    one closest on the held-out models kept (an x86 core with AVX-512 packs fp32 GEMMs 32 wide, one with AVX2
+    16 wide; another device's runtime, other widths). Returns it and every candidate's held-out MAPE."""
+    by: dict[str, tuple[float, dict[str, tuple[int, int]]]] = {}
+    for fp32, int8 in itertools.product(BLOCK_CHOICES["fp32"], BLOCK_CHOICES["int8"]):
+        blocks = {"fp32": fp32, "int8": int8}
+        part = fit([s.kernels for s in train], [measured[s.name] for s in train], facts, level=level, blocks=blocks)
+        e = errors([part.predict(s.kernels).latency_ms for s in held], [measured[s.name] for s in held])
+        by[f"fp32 {fp32[0]}x{fp32[1]}, int8 {int8[0]}x{int8[1]}"] = (e["mape"], blocks)
+    best = min(by.values(), key=lambda v: v[0])[1]
+    return best, {label: round(mape, 5) for label, (mape, _) in by.items()}
+
+
 def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int = 0, rounds: int = 3, holdout: float = 0.2,
               leave_out: tuple[str, ...] = (), log: Callable[[str], None] = lambda s: None, workdir: str | Path | None = None) -> CalibrationRun:
     """Build, measure and fit ``device``'s cost model within about ``budget_minutes``.
@@ -245,11 +263,12 @@ def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int 
     level = graph_level(device)
     train = [s for s in samples if s.name not in held]
     nodes = (lambda group: [node_ms[s.name] for s in group] if node_ms else None)  # noqa: E731
+    blocks, blocks_heldout = _choose_blocks(train, [s for s in samples if s.name in held], measured, facts, level)
     # The method on evidence: fitted on the same models both ways, the one closer on the held-out ones is kept.
-    fits = {"whole-model": fit([s.kernels for s in train], [measured[s.name] for s in train], facts, level=level)}
+    fits = {"whole-model": fit([s.kernels for s in train], [measured[s.name] for s in train], facts, level=level, blocks=blocks)}
     if node_ms:
         fits["kernel-profile"] = fit([s.kernels for s in train], [measured[s.name] for s in train], facts,
-                                     node_ms=nodes(train), level=level)
+                                     node_ms=nodes(train), level=level, blocks=blocks)
     heldout_by, predicted_by = {}, {}
     for method, part in fits.items():
         predicted_by[method] = {s.name: part.predict(s.kernels).latency_ms for s in samples if s.name in held}
@@ -260,8 +279,9 @@ def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int 
     notes = {"models": len(samples), "probe_models": sum(not s.kind.startswith("zoo:") for s in samples),
              "zoo_models": sum(s.kind.startswith("zoo:") for s in samples), "left_out_families": list(leave_out),
              "rounds": rounds, "window_s": round(window, 4), "seconds": {k: round(v, 1) for k, v in seconds.items()},
-             "seed": seed, "heldout_by_method": heldout_by}
+             "seed": seed, "heldout_by_method": heldout_by, "heldout_mape_by_blocks": blocks_heldout}
     calibration = fit([s.kernels for s in samples], [measured[s.name] for s in samples], facts,
-                      node_ms=nodes(samples) if method == "kernel-profile" else None, level=level, heldout=heldout, notes=notes)
+                      node_ms=nodes(samples) if method == "kernel-profile" else None, level=level, heldout=heldout, notes=notes,
+                      blocks=blocks)
     seconds["total"] = time.perf_counter() - t_start
     return CalibrationRun(calibration, measured, predicted, tuple(samples), seconds, node_ms)

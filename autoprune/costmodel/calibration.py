@@ -32,12 +32,12 @@ import numpy as np
 
 from .._schema import atomic_write_text
 from ..exceptions import ConfigError
-from .kernels import FEATURES, Kernel, family
+from .kernels import BLOCKS, FEATURES, Kernel, family, featurize
 
 __all__ = ["Calibration", "Prediction", "CalibrationError", "fit", "load_calibration", "errors", "FORMAT", "VERSION"]
 
 FORMAT = "autoprune-calibration"
-VERSION = 3  # 3: activations read and written apart, grouped convolutions per group, fp32 blocks by vector width;
+VERSION = 3  # 3: activations read and written apart, grouped convolutions per group, the device's blocks chosen;
 # 2: the partial-block and output-position features (kernels.FEATURES). Older versions are refused
 RIDGE = 1e-6  # a whisper of L2 on the scaled coefficients, so kinds that always appear together split stably
 EXTRAPOLATE = 2.0  # a model this many times beyond the calibrated MMAC range is predicted with low confidence
@@ -90,6 +90,8 @@ class Calibration:
         per_kernel_ms: Whole-model cost per executed kernel beyond its own time (dispatch).
         created: ISO timestamp.
         notes: Free text (what was probed, how long it took).
+        blocks: The device's vector blocks the partial-block features are read at
+            (``{"fp32" | "int8": (output block, reduction block)}``, chosen on held-out error).
     """
 
     device: dict[str, Any]
@@ -104,6 +106,7 @@ class Calibration:
     per_kernel_ms: float = 0.0
     created: str = ""
     notes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    blocks: dict[str, tuple[int, int]] = dataclasses.field(default_factory=lambda: dict(BLOCKS))
 
     # -- prediction -------------------------------------------------------------------------
     def _stand_in(self, key: str) -> str | None:
@@ -121,7 +124,7 @@ class Calibration:
                 fallback.append(k.key)
             if key is None:
                 continue  # a wholly new family: costed as nothing, flagged below
-            cost = float(np.dot(self.coefficients[key], k.features))
+            cost = float(np.dot(self.coefficients[key], featurize(k, self.blocks)))
             by_kind[k.key] = by_kind.get(k.key, 0.0) + cost
         if fallback:
             reasons.append(f"kernel kinds not calibrated: {', '.join(fallback)} (costed as their family's kind)")
@@ -142,7 +145,8 @@ class Calibration:
     # -- storage ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-                "features": list(FEATURES), "mmacs_range": list(self.mmacs_range)}
+                "features": list(FEATURES), "mmacs_range": list(self.mmacs_range),
+                "blocks": {k: list(v) for k, v in sorted(self.blocks.items())}}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the calibration as JSON, atomically."""
@@ -168,12 +172,15 @@ class Calibration:
             if bad:
                 raise ValueError(f"coefficients.{bad[0]} must be {len(FEATURES)} finite non-negative numbers")
             lo, hi = (float(x) for x in data["mmacs_range"])
+            blocks = {str(k): (int(v[0]), int(v[1])) for k, v in data["blocks"].items()}
+            if sorted(blocks) != sorted(BLOCKS) or not all(o > 0 and i > 0 for o, i in blocks.values()):
+                raise ValueError(f"blocks must give positive (output, reduction) blocks for {' and '.join(sorted(BLOCKS))}")
             return cls(
                 device=dict(data["device"]), overhead_ms=float(data["overhead_ms"]), coefficients=coefficients,
                 counts={str(k): int(v) for k, v in data["counts"].items()}, mmacs_range=(lo, hi),
                 heldout={str(k): float(v) for k, v in data.get("heldout", {}).items()}, level=str(data.get("level", "all")),
                 method=str(data["method"]), scale=float(data["scale"]), per_kernel_ms=float(data["per_kernel_ms"]),
-                created=str(data.get("created", "")), notes=dict(data.get("notes", {})),
+                created=str(data.get("created", "")), notes=dict(data.get("notes", {})), blocks=blocks,
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CalibrationError(f"{label}: malformed calibration: {type(e).__name__}: {e}") from None
@@ -206,7 +213,7 @@ def load_calibration(path: str | os.PathLike, expect: Mapping[str, Any] | None =
     return cal
 
 
-def _design(samples: Sequence[Sequence[Kernel]], keys: list[str]) -> np.ndarray:
+def _design(samples: Sequence[Sequence[Kernel]], keys: list[str], blocks: Mapping[str, tuple[int, int]]) -> np.ndarray:
     """One row per model: 1 (overhead), then each kind's summed features."""
     index = {k: i for i, k in enumerate(keys)}
     X = np.zeros((len(samples), 1 + len(FEATURES) * len(keys)))
@@ -214,7 +221,7 @@ def _design(samples: Sequence[Sequence[Kernel]], keys: list[str]) -> np.ndarray:
     for r, kernels in enumerate(samples):
         for k in kernels:
             c = 1 + len(FEATURES) * index[k.key]
-            X[r, c:c + len(FEATURES)] += k.features
+            X[r, c:c + len(FEATURES)] += featurize(k, blocks)
     return X
 
 
@@ -243,13 +250,14 @@ def errors(predicted: Iterable[float], measured: Iterable[float]) -> dict[str, f
             "p90_abs": float(np.percentile(rel, 90))}
 
 
-def _fit_kernels(samples: Sequence[Sequence[Kernel]], node_ms: Sequence[Mapping[str, float]], keys: list[str]) -> dict[str, np.ndarray]:
+def _fit_kernels(samples: Sequence[Sequence[Kernel]], node_ms: Sequence[Mapping[str, float]], keys: list[str],
+                 blocks: Mapping[str, tuple[int, int]]) -> dict[str, np.ndarray]:
     """Per kind: non-negative coefficients fitted on its kernels' profiled times (relative errors, 1 us floor)."""
     rows: dict[str, list[tuple[tuple[float, ...], float]]] = {k: [] for k in keys}
     for kernels, times in zip(samples, node_ms):
         for k in kernels:
             if k.name in times:
-                rows[k.key].append((k.features, times[k.name]))
+                rows[k.key].append((featurize(k, blocks), times[k.name]))
     out = {}
     for key, data in rows.items():
         if not data:
@@ -263,7 +271,8 @@ def _fit_kernels(samples: Sequence[Sequence[Kernel]], node_ms: Sequence[Mapping[
 
 def fit(samples: Sequence[Sequence[Kernel]], latencies_ms: Sequence[float], device: Mapping[str, Any], *,
         node_ms: Sequence[Mapping[str, float]] | None = None, level: str = "all",
-        heldout: dict[str, float] | None = None, notes: Mapping[str, Any] | None = None) -> Calibration:
+        heldout: dict[str, float] | None = None, notes: Mapping[str, Any] | None = None,
+        blocks: Mapping[str, tuple[int, int]] | None = None) -> Calibration:
     """Fit per-kernel coefficients on measured models.
 
     Args:
@@ -276,6 +285,7 @@ def fit(samples: Sequence[Sequence[Kernel]], latencies_ms: Sequence[float], devi
         level: The graph level the kernels were read at.
         heldout: Errors measured on models left out of this fit, to store with it.
         notes: Free facts to store (probes, budget).
+        blocks: The device's vector blocks to read the partial-block features at (default :data:`.kernels.BLOCKS`).
 
     Raises:
         ValueError: fewer models than two, or a latency that is not positive.
@@ -287,14 +297,15 @@ def fit(samples: Sequence[Sequence[Kernel]], latencies_ms: Sequence[float], devi
         raise ValueError("every latency must be a positive number")
     keys = sorted({k.key for s in samples for k in s})
     n = len(FEATURES)
+    blocks = {k: (int(v[0]), int(v[1])) for k, v in (blocks or BLOCKS).items()}
     if node_ms is not None:
-        coef = _fit_kernels(samples, node_ms, keys)
-        kernel_sum = np.array([sum(float(np.dot(coef[k.key], k.features)) for k in s) for s in samples])
+        coef = _fit_kernels(samples, node_ms, keys, blocks)
+        kernel_sum = np.array([sum(float(np.dot(coef[k.key], featurize(k, blocks))) for k in s) for s in samples])
         X = np.column_stack([np.ones(len(y)), kernel_sum, [len(s) for s in samples]])
         overhead, scale, per_kernel = (float(v) for v in _nnls_relative(X, y))
         method = "kernel-profile"
     else:
-        w = _nnls_relative(_design(samples, keys), y)
+        w = _nnls_relative(_design(samples, keys, blocks), y)
         coef = {key: w[1 + n * i:1 + n * (i + 1)] for i, key in enumerate(keys)}
         overhead, scale, per_kernel, method = float(w[0]), 1.0, 0.0, "whole-model"
     counts = {key: sum(any(k.key == key for k in s) for s in samples) for key in keys}
@@ -304,4 +315,5 @@ def fit(samples: Sequence[Sequence[Kernel]], latencies_ms: Sequence[float], devi
         counts=counts, mmacs_range=(float(min(mmacs)), float(max(mmacs))), heldout=dict(heldout or {}), level=level,
         method=method, scale=scale, per_kernel_ms=per_kernel,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), notes=dict(notes or {}),
+        blocks=blocks,
     )

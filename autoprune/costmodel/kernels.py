@@ -29,40 +29,30 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-__all__ = ["Kernel", "FEATURES", "OUT_BLOCK", "IN_BLOCK", "LEVELS", "fp32_out_block", "runtime_kernels", "family"]
+__all__ = ["Kernel", "FEATURES", "BLOCKS", "BLOCK_CHOICES", "LEVELS", "featurize", "runtime_kernels", "family"]
 
 # Features of one kernel, each cost-linear: a launch, work, activation traffic (read and written
 # apart: an int8 kernel requantizes every output), and the work that falls outside the CPU kernels'
 # vector blocks. A convolution or matrix product whose output channels (per group) are not a
 # multiple of the output block, or whose reduction (input channels per group) is not a multiple of
-# IN_BLOCK, runs its last partial block on a slower path: ``tail_out_mmacs`` and ``tail_in_mmacs`` are
-# the MACs of those partial blocks, ``tail_out`` and ``tail_in`` are 1 when there is one. Pruning with
-# ``round_to: 1`` lands on such counts; a model that keeps them aligned runs faster per MAC. The
-# blocks are onnxruntime's x86 GEMM packing: int8 16 output columns and 4-byte reductions; fp32 two
-# vector registers of floats (16 columns with AVX2, 32 with AVX-512: :func:`fp32_out_block`).
-# ``kpositions``: a convolution's output positions (thousands), each a row of its im2col/GEMM loop
-# with a cost of its own; a grouped convolution runs one such loop per group, so its rows count once
-# per group. Each chosen on held-out error of a 2,000-model calibration timed once
-# (benchmarks/costmodel.py --dump; docs/costmodel.md). Constant traffic is left out: a weight is read
-# once per MAC row, so it moves with the MACs.
+# the reduction block, runs its last partial block on a slower path: ``tail_out_mmacs`` and
+# ``tail_in_mmacs`` are the MACs of those partial blocks, ``tail_out`` and ``tail_in`` are 1 when
+# there is one. Pruning with ``round_to: 1`` lands on such counts; a model that keeps them aligned
+# runs faster per MAC. The blocks are the device's own (x86 int8 GEMMs pack 16 outputs and 4-byte
+# reductions; fp32 ones two vector registers of floats, 16 with AVX2 and 32 with AVX-512; an ARM
+# core's are others): :data:`BLOCKS` are the defaults a kernel is read with, and a calibration
+# chooses its device's among :data:`BLOCK_CHOICES` on held-out error (:func:`featurize` re-reads the
+# tails with them). ``kpositions``: a convolution's output positions (thousands), each a row of its
+# im2col/GEMM loop with a cost of its own; a grouped convolution runs one such loop per group, so
+# its rows count once per group. Each feature was chosen on held-out error of a 2,000-model
+# calibration timed once (benchmarks/costmodel.py --dump; docs/costmodel.md). Constant traffic is
+# left out: a weight is read once per MAC row, so it moves with the MACs.
 FEATURES = ("launch", "mmacs", "act_in_mb", "tail_out_mmacs", "tail_in_mmacs", "tail_out", "tail_in", "kpositions",
             "act_out_mb")
-OUT_BLOCK, IN_BLOCK = 16, 4  # int8 (and fp32 where the vector width is unknown)
-
-
-def fp32_out_block(level: str = "all") -> int:
-    """Output columns of onnxruntime's fp32 GEMM block on the CPU that runs graphs at ``level``.
-
-    ``all`` is this machine's own runtime: 32 when this CPU has AVX-512 (two 16-float registers),
-    else 16. Another device's (``extended``): :data:`OUT_BLOCK`.
-    """
-    if level != "all":
-        return OUT_BLOCK
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return OUT_BLOCK
-    return 32 if " avx512f" in flags else OUT_BLOCK
+Blocks = Mapping[str, tuple[int, int]]  # {"fp32" | "int8": (output block, reduction block)}
+BLOCKS: dict[str, tuple[int, int]] = {"fp32": (16, 4), "int8": (16, 4)}
+BLOCK_CHOICES: dict[str, tuple[tuple[int, int], ...]] = {"fp32": ((8, 4), (16, 4), (32, 4)), "int8": ((8, 4), (16, 4), (32, 4))}
+_TAILS = slice(3, 7)  # tail_out_mmacs, tail_in_mmacs, tail_out, tail_in
 
 
 LEVELS = {
@@ -91,17 +81,37 @@ class Kernel:
             counts of partial vector blocks, thousands of output positions (per group), MB written).
         weight_mb: MB of constants it reads (weights, biases, quantization parameters): for the
             energy model (:mod:`.energy`), not a latency feature.
+        gemm: For a convolution or matrix product with a weight: its precision and the GEMM
+            dimensions its partial blocks depend on (:func:`featurize` re-reads them).
     """
 
     key: str
     name: str
     features: tuple[float, ...]
     weight_mb: float = 0.0
+    gemm: tuple[str, int, int] | None = None  # ("fp32" | "int8", output channels per group, reduction per output)
 
     @property
     def act_mb(self) -> float:
         """MB of activations read and written."""
         return self.features[FEATURES.index("act_in_mb")] + self.features[FEATURES.index("act_out_mb")]
+
+
+def _tails(macs: float, out_ch: int, in_ch: int, blocks: tuple[int, int]) -> tuple[float, float, float, float]:
+    out_block, in_block = blocks
+    tail_out = (out_ch % out_block) / out_ch if out_ch else 0.0  # share of the MACs in a partial block
+    tail_in = (in_ch % in_block) / in_ch if in_ch else 0.0
+    return macs * tail_out / 1e6, macs * tail_in / 1e6, float(tail_out > 0), float(tail_in > 0)
+
+
+def featurize(kernel: Kernel, blocks: Blocks | None) -> tuple[float, ...]:
+    """``kernel``'s features with its partial blocks read at ``blocks`` (None: as read, at :data:`BLOCKS`)."""
+    if blocks is None or kernel.gemm is None:
+        return kernel.features
+    precision, out_ch, in_ch = kernel.gemm
+    f = list(kernel.features)
+    f[_TAILS] = _tails(f[1] * 1e6, out_ch, in_ch, tuple(blocks[precision]))
+    return tuple(f)
 
 
 def family(key: str) -> str:
@@ -160,7 +170,7 @@ def _shapes(graph: onnx.ModelProto, feeds: Mapping[str, np.ndarray], provider: s
     return out
 
 
-def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str], fp32_block: int = OUT_BLOCK) -> Kernel | None:
+def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel | None:
     op = node.op_type
     if op in _FREE:
         return None
@@ -206,12 +216,11 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str], fp32_block:
             out_ch, in_ch = int(n_), int(k_)
     key = _DOMAINS.get(node.domain, node.domain + ".") + op + (f"/{variant}" if variant else "")
     weight_bytes = sum(nbytes(i) for i in node.input if i in constants and i in shapes)
-    block = OUT_BLOCK if op in _INT8 else fp32_block
-    tail_out = (out_ch % block) / out_ch if out_ch else 0.0  # share of the MACs in a partial block
-    tail_in = (in_ch % IN_BLOCK) / in_ch if in_ch else 0.0
-    features = (1.0, macs / 1e6, in_bytes / 1e6, macs * tail_out / 1e6, macs * tail_in / 1e6,
-                float(tail_out > 0), float(tail_in > 0), positions / 1e3, out_bytes / 1e6)
-    return Kernel(key, node.name or op, features, weight_bytes / 1e6)
+    precision = "int8" if op in _INT8 else "fp32"
+    features = (1.0, macs / 1e6, in_bytes / 1e6, *_tails(macs, out_ch, in_ch, BLOCKS[precision]), positions / 1e3,
+                out_bytes / 1e6)
+    gemm = (precision, out_ch, in_ch) if (out_ch or in_ch) else None
+    return Kernel(key, node.name or op, features, weight_bytes / 1e6, gemm)
 
 
 def runtime_kernels(model: str | os.PathLike | bytes, feeds: Mapping[str, np.ndarray], level: str = "all",
@@ -229,10 +238,9 @@ def runtime_kernels(model: str | os.PathLike | bytes, feeds: Mapping[str, np.nda
     graph = optimized_graph(model, level, threads, provider)
     shapes = _shapes(graph, feeds, provider)
     constants = {t.name for t in graph.graph.initializer}  # what is left in the graph runs every time
-    fp32_block = fp32_out_block(level) if provider == "CPUExecutionProvider" else OUT_BLOCK
     kernels = []
     for node in graph.graph.node:
-        k = _kernel(node, shapes, constants, fp32_block)
+        k = _kernel(node, shapes, constants)
         if k is not None:
             kernels.append(k)
     return kernels

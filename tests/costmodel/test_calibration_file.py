@@ -129,3 +129,42 @@ def test_too_few_models_or_a_bad_latency_cannot_be_fitted():
         fit(samples[:1], latencies[:1], DEVICE)
     with pytest.raises(ValueError, match="positive"):
         fit(samples, [1.0, 0.0, 2.0], DEVICE)
+
+
+def _gemm_models(n: int, blocks, seed: int) -> tuple[list[list[Kernel]], list[float]]:
+    """Matrix products whose SYNTHETIC cost has partial-block terms at ``blocks``: what a calibration must find."""
+    from autoprune.costmodel.kernels import featurize
+
+    rng = np.random.default_rng(seed)
+    true = (0.002, 0.03, 0.005, 0.05, 0.0, 0.004, 0.0, 0.0, 0.01)
+    samples, latencies = [], []
+    for i in range(n):
+        kernels = []
+        for j in range(int(rng.integers(1, 4))):
+            out_ch, in_ch = int(rng.integers(4, 64)), int(rng.integers(4, 64)) * 4
+            mmacs = 49 * out_ch * in_ch / 1e6
+            features = (1.0, mmacs, 49 * in_ch * 4 / 1e6, 0.0, 0.0, 0.0, 0.0, 0.0, 49 * out_ch * 4 / 1e6)
+            kernels.append(Kernel("Gemm/w", f"m{i}-{j}", featurize(Kernel("", "", features, gemm=("fp32", out_ch, in_ch)), None),
+                                  gemm=("fp32", out_ch, in_ch)))
+        samples.append(kernels)
+        latencies.append(0.02 + sum(float(np.dot(true, featurize(k, blocks))) for k in kernels))
+    return samples, latencies
+
+
+def test_the_blocks_a_calibration_was_fitted_at_are_kept_and_used(tmp_path):
+    blocks8 = {"fp32": (8, 4), "int8": (16, 4)}
+    samples, latencies = _gemm_models(80, blocks8, seed=3)
+    right = fit(samples, latencies, DEVICE, blocks=blocks8)
+    wrong = fit(samples, latencies, DEVICE)  # the default blocks: 16 wide
+    new, truth = _gemm_models(20, blocks8, seed=4)
+    err = lambda cal: max(abs(cal.predict(s).latency_ms / t - 1) for s, t in zip(new, truth))  # noqa: E731
+    assert err(right) < 0.01 < err(wrong)
+    right.save(tmp_path / "cal.json")
+    loaded = load_calibration(tmp_path / "cal.json")
+    assert loaded.blocks == blocks8 and [loaded.predict(s) for s in new] == [right.predict(s) for s in new]
+
+
+def test_malformed_blocks_are_refused(tmp_path, fitted):
+    path = _write(tmp_path, fitted, blocks={"fp32": [0, 4], "int8": [16, 4]})
+    with pytest.raises(CalibrationError, match=f"^{path}: malformed calibration: .*blocks must give positive"):
+        load_calibration(path)

@@ -114,12 +114,17 @@ def test_a_grouped_convolution_is_costed_per_group(tmp_path, bits):
     assert f["act_in_mb"] > 0 and f["act_out_mb"] > 0
 
 
-def test_the_fp32_block_follows_the_vector_width():
-    from pathlib import Path
+def test_partial_blocks_are_read_again_at_a_devices_blocks(artifacts):
+    """The Linear's 10 outputs: one partial block of 16 at the default blocks, of 8 at 8-wide ones; the conv's 32 fill either."""
+    from autoprune.costmodel.kernels import BLOCKS, featurize
 
-    from autoprune.costmodel.kernels import OUT_BLOCK, fp32_out_block
-
-    assert fp32_out_block("extended") == OUT_BLOCK  # another device's CPU: unknown, the common block
-    cpuinfo = Path("/proc/cpuinfo")
-    expected = 32 if cpuinfo.exists() and " avx512f" in cpuinfo.read_text() else OUT_BLOCK
-    assert fp32_out_block("all") == expected
+    kernels = runtime_kernels(artifacts[32], _feeds(), "all")
+    names = list(FEATURES)
+    gemm = next(k for k in kernels if k.key == "Gemm/w")
+    assert gemm.gemm == ("fp32", 10, 32)
+    assert featurize(gemm, None) == gemm.features == featurize(gemm, BLOCKS)
+    at8 = dict(zip(names, featurize(gemm, {"fp32": (8, 4), "int8": (16, 4)})))
+    assert at8["tail_out_mmacs"] == pytest.approx(FC_MMACS * 2 / 10) and at8["tail_out"] == 1.0  # 10 = 8 + a partial 2
+    assert {n: v for n, v in at8.items() if not n.startswith("tail")} == {n: v for n, v in zip(names, gemm.features) if not n.startswith("tail")}
+    conv = next(k for k in kernels if _op(k.key)[1] == "kxk")
+    assert featurize(conv, {"fp32": (8, 4), "int8": (8, 4)}) == conv.features  # 32 channels: whole blocks at 8 and 16
