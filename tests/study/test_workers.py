@@ -55,9 +55,11 @@ def write_study(tmp_path: Path, tiny: dict, name: str, n_trials: int) -> Path:
 
 
 def start(study: Path, url: str, out: Path, *extra: str) -> subprocess.Popen:
+    # Beats every 2 s (stale after 6 s): short for a test, long enough that a worker starved of CPU on a
+    # busy 2-core host still beats in time (with 1 s, a claim went stale under load and was taken over).
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "autoprune", "run", str(study), "--storage", url, "--quiet", "--heartbeat", "1", "--out", str(out), *extra],
+        [sys.executable, "-m", "autoprune", "run", str(study), "--storage", url, "--quiet", "--heartbeat", "2", "--out", str(out), *extra],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
 
