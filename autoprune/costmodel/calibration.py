@@ -32,7 +32,7 @@ import numpy as np
 
 from .._schema import atomic_write_text
 from ..exceptions import ConfigError
-from .kernels import BLOCKS, FEATURES, Kernel, family, featurize
+from .kernels import BLOCKS, FEATURES, Blocks, Kernel, family, featurize
 
 __all__ = ["Calibration", "Prediction", "CalibrationError", "fit", "load_calibration", "errors", "FORMAT", "VERSION"]
 
@@ -213,7 +213,7 @@ def load_calibration(path: str | os.PathLike, expect: Mapping[str, Any] | None =
     return cal
 
 
-def _design(samples: Sequence[Sequence[Kernel]], keys: list[str], blocks: Mapping[str, tuple[int, int]]) -> np.ndarray:
+def _design(samples: Sequence[Sequence[Kernel]], keys: list[str], blocks: Blocks) -> np.ndarray:
     """One row per model: 1 (overhead), then each kind's summed features."""
     index = {k: i for i, k in enumerate(keys)}
     X = np.zeros((len(samples), 1 + len(FEATURES) * len(keys)))
@@ -251,7 +251,7 @@ def errors(predicted: Iterable[float], measured: Iterable[float]) -> dict[str, f
 
 
 def _fit_kernels(samples: Sequence[Sequence[Kernel]], node_ms: Sequence[Mapping[str, float]], keys: list[str],
-                 blocks: Mapping[str, tuple[int, int]]) -> dict[str, np.ndarray]:
+                 blocks: Blocks) -> dict[str, np.ndarray]:
     """Per kind: non-negative coefficients fitted on its kernels' profiled times (relative errors, 1 us floor)."""
     rows: dict[str, list[tuple[tuple[float, ...], float]]] = {k: [] for k in keys}
     for kernels, times in zip(samples, node_ms):
@@ -272,7 +272,7 @@ def _fit_kernels(samples: Sequence[Sequence[Kernel]], node_ms: Sequence[Mapping[
 def fit(samples: Sequence[Sequence[Kernel]], latencies_ms: Sequence[float], device: Mapping[str, Any], *,
         node_ms: Sequence[Mapping[str, float]] | None = None, level: str = "all",
         heldout: dict[str, float] | None = None, notes: Mapping[str, Any] | None = None,
-        blocks: Mapping[str, tuple[int, int]] | None = None) -> Calibration:
+        blocks: Blocks | None = None) -> Calibration:
     """Fit per-kernel coefficients on measured models.
 
     Args:

@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-__all__ = ["Kernel", "FEATURES", "BLOCKS", "BLOCK_CHOICES", "LEVELS", "featurize", "runtime_kernels", "family"]
+__all__ = ["Kernel", "FEATURES", "Blocks", "BLOCKS", "BLOCK_CHOICES", "LEVELS", "featurize", "runtime_kernels", "family"]
 
 # Features of one kernel, each cost-linear: a launch, work, activation traffic (read and written
 # apart: an int8 kernel requantizes every output), and the work that falls outside the CPU kernels'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -133,7 +134,7 @@ def test_too_few_models_or_a_bad_latency_cannot_be_fitted():
 
 def _gemm_models(n: int, blocks, seed: int) -> tuple[list[list[Kernel]], list[float]]:
     """Matrix products whose SYNTHETIC cost has partial-block terms at ``blocks``: what a calibration must find."""
-    from autoprune.costmodel.kernels import featurize
+    from autoprune.costmodel.kernels import BLOCKS, featurize
 
     rng = np.random.default_rng(seed)
     true = (0.002, 0.03, 0.005, 0.05, 0.0, 0.004, 0.0, 0.0, 0.01)
@@ -144,8 +145,8 @@ def _gemm_models(n: int, blocks, seed: int) -> tuple[list[list[Kernel]], list[fl
             out_ch, in_ch = int(rng.integers(4, 64)), int(rng.integers(4, 64)) * 4
             mmacs = 49 * out_ch * in_ch / 1e6
             features = (1.0, mmacs, 49 * in_ch * 4 / 1e6, 0.0, 0.0, 0.0, 0.0, 0.0, 49 * out_ch * 4 / 1e6)
-            kernels.append(Kernel("Gemm/w", f"m{i}-{j}", featurize(Kernel("", "", features, gemm=("fp32", out_ch, in_ch)), None),
-                                  gemm=("fp32", out_ch, in_ch)))
+            read = Kernel("Gemm/w", f"m{i}-{j}", features, gemm=("fp32", out_ch, in_ch))
+            kernels.append(dataclasses.replace(read, features=featurize(read, BLOCKS)))  # as runtime_kernels reads it
         samples.append(kernels)
         latencies.append(0.02 + sum(float(np.dot(true, featurize(k, blocks))) for k in kernels))
     return samples, latencies
