@@ -210,16 +210,17 @@ def _window(budget_s: float, n: int, rounds: int) -> float:
 
 
 def _choose_blocks(train: list[Sample], held: list[Sample], measured: dict[str, float], facts: dict[str, Any],
-                   level: str) -> tuple[dict[str, tuple[int, int]], dict[str, float]]:
+                   level: str) -> tuple[Calibration, dict[str, float]]:
     """The device's vector blocks on evidence: the whole-model fit at each of :data:`.kernels.BLOCK_CHOICES`, the
     one closest on the held-out models kept (an x86 core with AVX-512 packs fp32 GEMMs 32 wide, one with AVX2
-    16 wide; another device's runtime, other widths). Returns it and every candidate's held-out MAPE."""
-    by: dict[str, tuple[float, dict[str, tuple[int, int]]]] = {}
+    16 wide; another device's runtime, other widths). Returns that fit (its ``blocks`` are the choice) and every
+    candidate's held-out MAPE."""
+    by: dict[str, tuple[float, Calibration]] = {}
     for fp32, int8 in itertools.product(BLOCK_CHOICES["fp32"], BLOCK_CHOICES["int8"]):
         blocks = {"fp32": fp32, "int8": int8}
         part = fit([s.kernels for s in train], [measured[s.name] for s in train], facts, level=level, blocks=blocks)
         e = errors([part.predict(s.kernels).latency_ms for s in held], [measured[s.name] for s in held])
-        by[f"fp32 {fp32[0]}x{fp32[1]}, int8 {int8[0]}x{int8[1]}"] = (e["mape"], blocks)
+        by[f"fp32 {fp32[0]}x{fp32[1]}, int8 {int8[0]}x{int8[1]}"] = (e["mape"], part)
     best = min(by.values(), key=lambda v: v[0])[1]
     return best, {label: round(mape, 5) for label, (mape, _) in by.items()}
 
@@ -263,9 +264,10 @@ def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int 
     level = graph_level(device)
     train = [s for s in samples if s.name not in held]
     nodes = (lambda group: [node_ms[s.name] for s in group] if node_ms else None)  # noqa: E731
-    blocks, blocks_heldout = _choose_blocks(train, [s for s in samples if s.name in held], measured, facts, level)
+    whole, blocks_heldout = _choose_blocks(train, [s for s in samples if s.name in held], measured, facts, level)
+    blocks = whole.blocks
     # The method on evidence: fitted on the same models both ways, the one closer on the held-out ones is kept.
-    fits = {"whole-model": fit([s.kernels for s in train], [measured[s.name] for s in train], facts, level=level, blocks=blocks)}
+    fits = {"whole-model": whole}
     if node_ms:
         fits["kernel-profile"] = fit([s.kernels for s in train], [measured[s.name] for s in train], facts,
                                      node_ms=nodes(train), level=level, blocks=blocks)

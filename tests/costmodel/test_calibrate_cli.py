@@ -14,6 +14,7 @@ from autoprune.cli import main
 from autoprune.cli.calibrate import set_calibration_key
 from autoprune.costmodel.calibrate import device_facts
 from autoprune.costmodel.calibrated import load_device_calibration
+from autoprune.costmodel.kernels import BLOCK_CHOICES
 from autoprune.device import PROFILE_DIRS, load_device_profile
 from autoprune.exceptions import ConfigError
 
@@ -51,6 +52,11 @@ def test_it_writes_the_calibration_and_the_profile_key_keeping_comments(calibrat
     assert device.calibration_path() == written.parent.parent / "calibrations" / "local-cpu.json"
     cal = load_device_calibration(device)  # this device's facts match the file's
     assert cal.device == device_facts(device) and cal.notes["seed"] == 3 and cal.notes["models"] >= 4
+    # the vector blocks: every candidate pair fitted, the one with the lowest held-out error kept
+    tried = cal.notes["heldout_mape_by_blocks"]
+    assert len(tried) == len(BLOCK_CHOICES["fp32"]) * len(BLOCK_CHOICES["int8"])
+    chosen = f"fp32 {cal.blocks['fp32'][0]}x{cal.blocks['fp32'][1]}, int8 {cal.blocks['int8'][0]}x{cal.blocks['int8'][1]}"
+    assert tried[chosen] == min(tried.values())
 
 
 def test_it_prints_progress_the_held_out_error_method_and_time(calibrated):
