@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoprune import zoo  # noqa: E402
+from autoprune._schema import atomic_write_text  # noqa: E402
 from autoprune.costmodel.calibrate import calibrate, kernels_of  # noqa: E402
 from autoprune.costmodel.calibration import errors  # noqa: E402
 from autoprune.costmodel.kernels import featurize  # noqa: E402
@@ -157,7 +158,8 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
                  + ", ".join(f"{label} {mape:.1%}" for label, mape in cal.notes.get("heldout_mape_by_blocks", {}).items()) + ")")
     h = cal.heldout
     lines.append(f"  its own held-out {int(h['n'])} calibration models: MAPE {h['mape']:.1%}, within +/-10 % {h['within_10']:.0%}, "
-                 f"p90 |error| {h['p90_abs']:.1%}")
+                 f"p90 |error| {h['p90_abs']:.1%}; the timings' own repeatability ({int(h.get('repeat_n', 0))} of them timed "
+                 f"twice): MAPE {h.get('repeat_mape', float('nan')):.1%}, within +/-10 % {h.get('repeat_within_10', float('nan')):.0%}")
     rng = np.random.default_rng(args.seed + 7)
     refs = [run.samples[i] for i in rng.choice(len(run.samples), size=min(args.drift_refs, len(run.samples)), replace=False)]
     with tempfile.TemporaryDirectory(prefix="autoprune-bench-") as tmp:
@@ -182,7 +184,7 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
     got = {k: v for k, v in got.items() if not k.startswith("ref:")}
     rounds = {k: [m.latency_ms.value for m in v] for k, v in got.items()}
     if dump:  # every model's file (relative to the dump) and timings: refit with other features without timing again
-        (dump / "data.json").write_text(json.dumps({
+        atomic_write_text(dump / "data.json", json.dumps({
             "calibration": [{"name": s.name, "kind": s.kind, "bits": s.bits, "path": str(s.path.relative_to(dump)),
                              "ms": run.measured_ms[s.name]} for s in run.samples],
             "heldout": [{"name": n, "family": fam, "path": str(p.relative_to(dump)), "rounds": rounds[n]}
@@ -221,14 +223,18 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
             lines.append(line)
             doc.setdefault("groups", {}).setdefault(stat, {})[label] = e
             doc.setdefault("groups_drift_corrected", {}).setdefault(stat, {})[label] = d
-        taus = {}
+        taus, floor = {}, {}
         for fam in sorted({f for _, f in heldout.values()}):
             names = [n for n, (_, f) in heldout.items() if f == fam]
             if len(names) >= 3:
                 taus[fam] = _kendall([predicted[n] for n in names], [meas[n] for n in names])
-        lines.append("  Kendall tau, predicted vs measured over the plans of one model: "
-                     + ", ".join(f"{f} {t:.2f}" for f, t in taus.items()) + f"; mean {statistics.fmean(taus.values()):.2f}")
+                # the ranking the measurements themselves allow: odd rounds against even rounds
+                floor[fam] = _kendall([f(rounds[n][0::2]) for n in names], [f(rounds[n][1::2]) for n in names])
+        lines.append("  Kendall tau, predicted vs measured over the plans of one model (noise floor: odd vs even rounds): "
+                     + ", ".join(f"{fam} {t:.2f} ({floor[fam]:.2f})" for fam, t in taus.items())
+                     + f"; mean {statistics.fmean(taus.values()):.2f} ({statistics.fmean(floor.values()):.2f})")
         doc.setdefault("kendall_tau", {})[stat] = taus
+        doc.setdefault("kendall_tau_noise_floor", {})[stat] = floor
     fast = measured_by["fastest round"]
     lines.append("per model (measured ms: trimmed mean, fastest round / predicted ms / error against each):")
     for n in sorted(measured):

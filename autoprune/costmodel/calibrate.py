@@ -20,7 +20,7 @@ import itertools
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -34,6 +34,8 @@ from .kernels import BLOCK_CHOICES, Kernel, runtime_kernels
 __all__ = ["Sample", "CalibrationRun", "calibrate", "device_facts", "graph_level", "kernels_of", "measure_models", "build_samples"]
 
 BUILD_SHARE = 0.4  # of the budget spent building probes; the rest profiles their kernels and times them
+REPEATS = 100  # held-out models timed twice: the timings' own repeatability, printed beside the held-out error
+REPEAT = "#repeat"  # name suffix of a model's second set of rounds
 MIN_WINDOW_S, MAX_WINDOW_S = 0.03, 0.25
 
 
@@ -115,6 +117,16 @@ def kernel_times(path: str | Path, device: DeviceProfile, runs: int = 60, warmup
         if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
             times.setdefault(e["name"][:-len("_kernel_time")], []).append(e["dur"] / 1e3)
     return {name: trimmed_mean(v[-runs:]) for name, v in times.items()}
+
+
+def repeatability(measured: Mapping[str, float]) -> dict[str, float]:
+    """Errors (:func:`.calibration.errors`) of each ``<name>#repeat`` timing against ``<name>``'s in ``measured``.
+
+    Two fastest rounds of the same model, timed apart in the same interleaved run: the error the
+    measurements themselves carry, so no prediction can be shown closer than this.
+    """
+    pairs = [(v, measured[k[:-len(REPEAT)]]) for k, v in measured.items() if k.endswith(REPEAT) and k[:-len(REPEAT)] in measured]
+    return errors([a for a, _ in pairs], [b for _, b in pairs])
 
 
 def measure_models(device: DeviceProfile, paths: dict[str, Path], rounds: int, window_s: float) -> dict[str, float]:
@@ -252,14 +264,25 @@ def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int 
             log(f"profiling the kernels of {len(samples)} models (onnxruntime's profiler)")
             node_ms = {s.name: kernel_times(s.path, device) for s in samples}
         t_kernels = time.perf_counter()
+        # The held-out draw comes first: some of those models are timed twice, in the same rounds, so that
+        # their held-out error is printed beside the error of the measurements themselves.
+        rng = np.random.default_rng(seed + 2)
+        held = set(rng.choice([s.name for s in samples], size=max(1, int(holdout * len(samples))), replace=False).tolist())
+        repeats = set(rng.choice(sorted(held), size=min(REPEATS, len(held)), replace=False).tolist())
+        paths = {s.name: s.path for s in samples}
+        paths.update({f"{s.name}{REPEAT}": s.path for s in samples if s.name in repeats})
         left = budget - (t_kernels - t_start) - 10.0
-        window = _window(left, len(samples), rounds)
-        log(f"timing {len(samples)} models: {rounds} interleaved rounds of {window * 1e3:.0f}-ms windows on {device.name}")
-        measured = measure_models(device, {s.name: s.path for s in samples}, rounds, window)
+        window = _window(left, len(paths), rounds)
+        log(f"timing {len(samples)} models ({len(repeats)} of them twice): {rounds} interleaved rounds of "
+            f"{window * 1e3:.0f}-ms windows on {device.name}")
+        timed = measure_models(device, paths, rounds, window)
         t_timed = time.perf_counter()
+    measured = {k: v for k, v in timed.items() if not k.endswith(REPEAT)}
+    noise = repeatability(timed)
     samples = [s for s in samples if s.name in measured]
-    rng = np.random.default_rng(seed + 2)
-    held = set(rng.choice([s.name for s in samples], size=max(1, int(holdout * len(samples))), replace=False).tolist())
+    held &= set(measured)
+    if not held:
+        raise ValueError("no held-out model could be timed")
     facts = device_facts(device)
     level = graph_level(device)
     train = [s for s in samples if s.name not in held]
@@ -276,7 +299,8 @@ def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int 
         predicted_by[method] = {s.name: part.predict(s.kernels).latency_ms for s in samples if s.name in held}
         heldout_by[method] = errors(predicted_by[method].values(), [measured[k] for k in predicted_by[method]])
     method = min(heldout_by, key=lambda m: heldout_by[m]["mape"])
-    predicted, heldout = predicted_by[method], heldout_by[method]
+    predicted = predicted_by[method]
+    heldout = {**heldout_by[method], **{f"repeat_{k}": v for k, v in noise.items()}}  # beside the measurements' own error
     seconds = {"build": t_built - t_start, "kernels": t_kernels - t_built, "time": t_timed - t_kernels}
     notes = {"models": len(samples), "probe_models": sum(not s.kind.startswith("zoo:") for s in samples),
              "zoo_models": sum(s.kind.startswith("zoo:") for s in samples), "left_out_families": list(leave_out),

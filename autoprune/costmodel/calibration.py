@@ -80,7 +80,9 @@ class Calibration:
         coefficients: ``{kernel kind: [ms per launch, per MMAC, per MB of activations]}``.
         counts: How many calibration models each kind appeared in.
         mmacs_range: ``(min, max)`` MMACs of the calibration models.
-        heldout: Errors on models held out of the fit (``n``, ``mape``, ``within_10``, ``p90_abs``).
+        heldout: Errors on models held out of the fit (``n``, ``mape``, ``within_10``, ``p90_abs``), and
+            the same errors of the measurements themselves (``repeat_n``, ``repeat_mape``, ...: some of
+            those models timed twice, one fastest round against the other).
         level: The graph level kernels are read at (:data:`.kernels.LEVELS`).
         method: ``kernel-profile`` (coefficients fitted on per-kernel times from onnxruntime's
             profiler, then ``overhead_ms + scale x sum + per_kernel_ms x kernels`` fitted on
@@ -140,6 +142,8 @@ class Calibration:
         """One line for a metric's ``how``."""
         h = self.heldout
         err = f"held-out MAPE {h['mape']:.1%}, {h['within_10']:.0%} within +/-10 % of {int(h['n'])} models" if h else "no held-out error"
+        if h.get("repeat_n"):
+            err += f"; the timings' own repeatability MAPE {h['repeat_mape']:.1%}"
         return f"per-kernel linear cost model ({self.method}) calibrated on {self.device.get('name', '?')} ({err})"
 
     # -- storage ---------------------------------------------------------------------------

@@ -68,6 +68,12 @@ def test_it_prints_progress_the_held_out_error_method_and_time(calibrated):
     assert f"held-out error: {int(h['n'])} models predicted by a fit without them" in out
     assert (f"MAPE {100 * h['mape']:.1f} %, {100 * h['within_10']:.1f} % within +/-10 %, "
             f"p90 absolute error {100 * h['p90_abs']:.1f} %") in out
+    # beside it, the error of the measurements themselves: held-out models timed twice in the same rounds
+    assert 1 <= h["repeat_n"] <= h["n"] and h["repeat_mape"] >= 0.0
+    assert (f"the measurements' own repeatability: {int(h['repeat_n'])} of those models timed twice in the same rounds, "
+            f"one fastest round against the other: MAPE {100 * h['repeat_mape']:.1f} %") in out
+    assert f"the timings' own repeatability MAPE {h['repeat_mape']:.1%}" in cal.describe()
+    assert "(latency: the fastest round's median, the device undisturbed)" in out
     assert f"method: {cal.method} (" in out
     assert "time: " in out and "measured wall time" in out and "budget 0.3 min" in out
     assert f"calibration: {profile.parent / 'calibrations' / 'local-cpu.json'} (written;" in out
@@ -141,3 +147,11 @@ def test_run_mode_overrides_the_study_and_needs_a_calibration(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("autoprune run: error: ") and "no calibration: key; run `autoprune calibrate --device" in err[-1]
     assert not out.exists()
+
+
+def test_repeatability_pairs_each_second_timing_with_its_first():
+    from autoprune.costmodel.calibrate import REPEAT, repeatability
+
+    timed = {"a": 1.0, f"a{REPEAT}": 1.05, "b": 2.0, f"b{REPEAT}": 2.5, "c": 3.0, f"gone{REPEAT}": 9.0}
+    e = repeatability(timed)  # a: +5 %, b: +25 %; c was timed once, "gone" has no first timing
+    assert e["n"] == 2 and e["mape"] == pytest.approx(0.15) and e["within_10"] == 0.5
