@@ -192,7 +192,11 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel |
         kernel = [int(k) for k in _attr(node, "kernel_shape", [])] or [1]
         per_out = max(1.0, cin / group) * math.prod(kernel)
         macs = math.prod(shapes[out][0]) * per_out if op != "ConvTranspose" else math.prod(x) * per_out
-        if group > 1 and cin / group <= 1.5:
+        # Depthwise: one input and one output channel per group (onnxruntime's and MLAS's own test). A grouped
+        # convolution with one input but several outputs per group (a channel multiplier: a ResNeXt group
+        # pruned to one input channel) runs the grouped path, one small GEMM per group, many times slower.
+        multiplier = len(weight) >= 2 and int(weight[0]) > group
+        if group > 1 and cin / group <= 1.5 and not multiplier:
             variant = "dw"
         elif group > 1:
             variant = "grp"

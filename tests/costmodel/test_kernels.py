@@ -114,6 +114,33 @@ def test_a_grouped_convolution_is_costed_per_group(tmp_path, bits):
     assert f["act_in_mb"] > 0 and f["act_out_mb"] > 0
 
 
+@pytest.mark.parametrize("bits", [32, 8])
+def test_one_input_but_several_outputs_per_group_is_grouped_not_depthwise(tmp_path, bits):
+    """8 groups of 1 input and 3 outputs (a ResNeXt group pruned to one input channel): the runtime's grouped
+    path, one GEMM per group, not its depthwise kernel (measured 7x slower than a depthwise kernel's cost)."""
+    import torch
+    from torch import nn
+
+    import autoprune
+    from autoprune.space import discover
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(8, 24, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(24), nn.ReLU()).eval()
+    x = torch.zeros(1, 8, 10, 10)
+    space = discover(model, x, round_to=1)
+    X = np.random.default_rng(0).standard_normal((8, 8, 10, 10)).astype(np.float32)
+    path = tmp_path / f"mult-b{bits}.onnx"
+    autoprune.to_onnx(model, space.plan_from_params(space.params_for(0.0, bits)), x, path, X, space=space)
+    kernels = runtime_kernels(path, {"input": np.zeros((1, 8, 10, 10), np.float32)}, "all")
+    convs = [k for k in kernels if _op(k.key)[0] in ("Conv", "FusedConv", "QLinearConv")]
+    assert [_op(k.key)[1] for k in convs] == ["grp"], [k.key for k in kernels]
+    f = dict(zip(FEATURES, convs[0].features))
+    assert convs[0].gemm[1:] == (3, 1)  # 3 outputs per group, a reduction of 1 input channel (x 9 taps)
+    assert f["mmacs"] == pytest.approx(24 * 100 * 9 / 1e6)
+    assert f["kpositions"] == pytest.approx(8 * 100 / 1e3)  # 100 positions, once per group
+
+
 def test_partial_blocks_are_read_again_at_a_devices_blocks(artifacts):
     """The Linear's 10 outputs: one partial block of 16 at the default blocks, of 8 at 8-wide ones; the conv's 32 fill either."""
     from autoprune.costmodel.kernels import BLOCKS, featurize
