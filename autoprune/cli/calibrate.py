@@ -105,6 +105,19 @@ def _relative(out: Path, profile: Path) -> str:
     return Path(os.path.relpath(out.resolve(), profile.resolve().parent)).as_posix()
 
 
+NOISY_WITHIN_10 = 0.9  # below this share of repeated timings within +/-10 % of each other, calibrate says the machine is noisy
+
+
+def noise_note(heldout: dict[str, float]) -> str | None:
+    """A line for a calibration whose repeated timings disagree (``heldout["repeat_within_10"]`` below
+    :data:`NOISY_WITHIN_10`); None when they agree or were not taken."""
+    if not heldout.get("repeat_n") or heldout["repeat_within_10"] >= NOISY_WITHIN_10:
+        return None
+    return (f"note: this machine's timings did not repeat ({_percent(1 - heldout['repeat_within_10'])} of the models timed "
+            f"twice differ by more than 10 %): the calibration is fitted to noise as much as to the device; "
+            f"calibrate again when it is quiet, or with more --rounds")
+
+
 def _percent(x: float) -> str:
     return f"{100 * x:.1f} %"
 
@@ -148,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
                   f"one fastest round against the other: MAPE {_percent(h['repeat_mape'])}, "
                   f"{_percent(h['repeat_within_10'])} within +/-10 %, p90 absolute error {_percent(h['repeat_p90_abs'])} "
                   f"(no prediction can be shown closer than this)")
+            note = noise_note(h)
+            if note:
+                print(note)
     else:
         print("held-out error: none (no model was held out)")
     print(f"time: {s['total']:.1f} s (measured wall time: build {s['build']:.1f} s, timing {s['time']:.1f} s, "

@@ -155,3 +155,13 @@ def test_repeatability_pairs_each_second_timing_with_its_first():
     timed = {"a": 1.0, f"a{REPEAT}": 1.05, "b": 2.0, f"b{REPEAT}": 2.5, "c": 3.0, f"gone{REPEAT}": 9.0}
     e = repeatability(timed)  # a: +5 %, b: +25 %; c was timed once, "gone" has no first timing
     assert e["n"] == 2 and e["mape"] == pytest.approx(0.15) and e["within_10"] == 0.5
+
+
+def test_a_calibration_whose_repeated_timings_disagree_says_so():
+    from autoprune.cli.calibrate import noise_note
+
+    assert noise_note({"n": 400.0, "repeat_n": 100.0, "repeat_mape": 0.014, "repeat_within_10": 0.99}) is None
+    assert noise_note({"n": 400.0, "mape": 0.06}) is None  # a file of before the repeats: nothing to say
+    note = noise_note({"n": 400.0, "repeat_n": 100.0, "repeat_mape": 0.052, "repeat_within_10": 0.86})
+    assert note.startswith("note: this machine's timings did not repeat (14.0 % of the models timed twice differ by more than 10 %)")
+    assert note.endswith("calibrate again when it is quiet, or with more --rounds")
