@@ -45,10 +45,11 @@ __all__ = ["Kernel", "FEATURES", "Blocks", "BLOCKS", "BLOCK_CHOICES", "LEVELS", 
 # tails with them). ``kpositions``: a convolution's output positions (thousands), each a row of its
 # im2col/GEMM loop with a cost of its own; a grouped convolution runs one such loop per group, so
 # its rows count once per group. Each feature was chosen on held-out error of a 2,000-model
-# calibration timed once (benchmarks/costmodel.py --dump; docs/costmodel.md). Constant traffic is
-# left out: a weight is read once per MAC row, so it moves with the MACs.
+# calibration timed once (benchmarks/costmodel.py --dump; docs/costmodel.md). ``weight_mb``: the MB
+# of a convolution's or matrix product's weights, read once a run whatever its positions, so a
+# wide layer at a small spatial size (few rows to spread them over) pays for them.
 FEATURES = ("launch", "mmacs", "act_in_mb", "tail_out_mmacs", "tail_in_mmacs", "tail_out", "tail_in", "kpositions",
-            "act_out_mb")
+            "act_out_mb", "weight_mb")
 Blocks = Mapping[str, tuple[int, int]]  # {"fp32" | "int8": (output block, reduction block)}
 BLOCKS: dict[str, tuple[int, int]] = {"fp32": (16, 4), "int8": (16, 4)}
 BLOCK_CHOICES: dict[str, tuple[tuple[int, int], ...]] = {"fp32": ((8, 4), (16, 4), (32, 4)), "int8": ((8, 4), (16, 4), (32, 4))}
@@ -78,9 +79,10 @@ class Kernel:
         key: Kernel kind, e.g. ``nchwc.Conv/3x3`` or ``ms.QLinearConv/dw``.
         name: The node's name in the optimized graph.
         features: Values of :data:`FEATURES` (1, MMACs, MB of activations read, the MMACs and
-            counts of partial vector blocks, thousands of output positions (per group), MB written).
-        weight_mb: MB of constants it reads (weights, biases, quantization parameters): for the
-            energy model (:mod:`.energy`), not a latency feature.
+            counts of partial vector blocks, thousands of output positions (per group), MB written,
+            MB of weights of a convolution or matrix product).
+        weight_mb: MB of constants it reads (weights, biases, quantization parameters, of any
+            kernel): for the energy model (:mod:`.energy`).
         gemm: For a convolution or matrix product with a weight: its precision and the GEMM
             dimensions its partial blocks depend on (:func:`featurize` re-reads them).
     """
@@ -170,7 +172,7 @@ def _shapes(graph: onnx.ModelProto, feeds: Mapping[str, np.ndarray], provider: s
     return out
 
 
-def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel | None:
+def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str], blocked: set[str]) -> Kernel | None:
     op = node.op_type
     if op in _FREE:
         return None
@@ -202,6 +204,11 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel |
             variant = "grp"
         else:
             variant = "1x1" if math.prod(kernel) == 1 else "kxk"
+            if node.domain == "com.microsoft.nchwc" and first not in blocked:
+                # A blocked-layout convolution reading a plain NCHW tensor: onnxruntime does this when the input
+                # has fewer channels than the vector block (an image, or a layer pruned below it), and MLAS then
+                # runs its NCHW-input kernel, several times slower per MAC than the blocked one.
+                variant += "-nchw"
         if len(weight) >= 2:  # (out, in per group, *kernel); a depthwise conv reduces over its kernel only
             out_ch, in_ch = int(weight[0]), (0 if variant == "dw" else int(weight[1]))
             if variant == "grp":  # one GEMM per group: its blocks are of the group's output channels
@@ -221,9 +228,9 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str]) -> Kernel |
     key = _DOMAINS.get(node.domain, node.domain + ".") + op + (f"/{variant}" if variant else "")
     weight_bytes = sum(nbytes(i) for i in node.input if i in constants and i in shapes)
     precision = "int8" if op in _INT8 else "fp32"
-    features = (1.0, macs / 1e6, in_bytes / 1e6, *_tails(macs, out_ch, in_ch, BLOCKS[precision]), positions / 1e3,
-                out_bytes / 1e6)
     gemm = (precision, out_ch, in_ch) if (out_ch or in_ch) else None
+    features = (1.0, macs / 1e6, in_bytes / 1e6, *_tails(macs, out_ch, in_ch, BLOCKS[precision]), positions / 1e3,
+                out_bytes / 1e6, weight_bytes / 1e6 if gemm else 0.0)
     return Kernel(key, node.name or op, features, weight_bytes / 1e6, gemm)
 
 
@@ -242,9 +249,12 @@ def runtime_kernels(model: str | os.PathLike | bytes, feeds: Mapping[str, np.nda
     graph = optimized_graph(model, level, threads, provider)
     shapes = _shapes(graph, feeds, provider)
     constants = {t.name for t in graph.graph.initializer}  # what is left in the graph runs every time
+    # tensors in the blocked layout: made by a blocked-layout node, except the one that turns them back to NCHW
+    blocked = {out for node in graph.graph.node if node.domain == "com.microsoft.nchwc" and node.op_type != "ReorderOutput"
+               for out in node.output}
     kernels = []
     for node in graph.graph.node:
-        k = _kernel(node, shapes, constants)
+        k = _kernel(node, shapes, constants, blocked)
         if k is not None:
             kernels.append(k)
     return kernels

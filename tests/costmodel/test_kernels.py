@@ -141,6 +141,45 @@ def test_one_input_but_several_outputs_per_group_is_grouped_not_depthwise(tmp_pa
     assert f["kpositions"] == pytest.approx(8 * 100 / 1e3)  # 100 positions, once per group
 
 
+def test_a_blocked_convolution_reading_an_nchw_input_is_a_kind_of_its_own(tmp_path):
+    """An image of 3 channels is fewer than any x86 vector block: onnxruntime's blocked convolution reads it as NCHW
+    (MLAS's NCHW-input kernel, slower per MAC); the next convolution reads the blocked output of the first."""
+    import torch
+    from torch import nn
+
+    import autoprune
+    from autoprune.space import discover
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                              nn.Conv2d(32, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU()).eval()
+    x = torch.zeros(1, 3, 12, 12)
+    space = discover(model, x)
+    X = np.random.default_rng(0).standard_normal((8, 3, 12, 12)).astype(np.float32)
+    path = tmp_path / "stem.onnx"
+    autoprune.to_onnx(model, space.plan_from_params(space.params_for(0.0, 32)), x, path, X, space=space)
+    kernels = runtime_kernels(path, {"input": np.zeros((1, 3, 12, 12), np.float32)}, "all")
+    convs = [k.key for k in kernels if _op(k.key)[0] in ("Conv", "FusedConv")]
+    if not any(key.startswith("nchwc.") for key in convs):  # deliberate: a CPU without the blocked layout (not x86)
+        pytest.skip(f"onnxruntime uses no blocked layout on this CPU: {convs}")
+    assert convs == ["nchwc.Conv/kxk-nchw", "nchwc.Conv/1x1"], [k.key for k in kernels]
+    extended = [k.key for k in runtime_kernels(path, {"input": np.zeros((1, 3, 12, 12), np.float32)}, "extended")]
+    assert not any("nchw" in key.rpartition("/")[2] for key in extended)  # no blocked layout, no such kind
+
+
+@pytest.mark.parametrize("bits", [32, 8])
+def test_a_weighted_kernel_reads_its_weights_once_a_run(artifacts, bits):
+    """weight_mb: the bytes of a convolution's or matrix product's weights (and their bias, scales), none for other kernels."""
+    kernels = runtime_kernels(artifacts[bits], _feeds(), "all")
+    w = FEATURES.index("weight_mb")
+    conv = [k for k in kernels if _op(k.key)[1] == "kxk"]
+    assert len(conv) == 1 and conv[0].features[w] == pytest.approx(conv[0].weight_mb)
+    per_weight = 4 if bits == 32 else 1  # fp32 or int8 weights; a blocked layout may pad them, never shrink them
+    assert conv[0].features[w] >= 32 * 16 * 9 * per_weight / 1e6
+    assert all(k.features[w] == 0.0 for k in kernels if k.gemm is None)
+
+
 def test_partial_blocks_are_read_again_at_a_devices_blocks(artifacts):
     """The Linear's 10 outputs: one partial block of 16 at the default blocks, of 8 at 8-wide ones; the conv's 32 fill either."""
     from autoprune.costmodel.kernels import BLOCKS, featurize
