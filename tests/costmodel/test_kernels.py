@@ -86,9 +86,8 @@ def test_a_device_profile_reads_kernels_at_its_own_settings(artifacts):
     assert not any(k.key.startswith("nchwc.") for k in kernels_of(artifacts[32], agent))  # another runtime: fusions only
 
 
-@pytest.mark.parametrize("bits", [32, 8])
-def test_a_grouped_convolution_is_costed_per_group(tmp_path, bits):
-    """24 channels in 4 groups: each group's GEMM has 6 output columns (a partial block) and its own loop over the positions."""
+def _read(tmp_path, layers, shape: tuple[int, ...], bits: int, level: str = "all"):
+    """The runtime kernels of ``nn.Sequential(*layers())`` built at ``bits`` as a study builds it, on an input of ``shape``."""
     import torch
     from torch import nn
 
@@ -97,13 +96,20 @@ def test_a_grouped_convolution_is_costed_per_group(tmp_path, bits):
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(24, 24, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(24), nn.ReLU()).eval()
-    x = torch.zeros(1, 24, 10, 10)
+        model = nn.Sequential(*layers(nn)).eval()
+    x = torch.zeros(*shape)
     space = discover(model, x, round_to=1)
-    X = np.random.default_rng(0).standard_normal((8, 24, 10, 10)).astype(np.float32)
-    path = tmp_path / f"grp-b{bits}.onnx"
+    X = np.random.default_rng(0).standard_normal((8, *shape[1:])).astype(np.float32)
+    path = tmp_path / f"model-b{bits}.onnx"
     autoprune.to_onnx(model, space.plan_from_params(space.params_for(0.0, bits)), x, path, X, space=space)
-    kernels = runtime_kernels(path, {"input": np.zeros((1, 24, 10, 10), np.float32)}, "all")
+    return path, runtime_kernels(path, {"input": np.zeros(shape, np.float32)}, level)
+
+
+@pytest.mark.parametrize("bits", [32, 8])
+def test_a_grouped_convolution_is_costed_per_group(tmp_path, bits):
+    """24 channels in 4 groups: each group's GEMM has 6 output columns (a partial block) and its own loop over the positions."""
+    _, kernels = _read(tmp_path, lambda nn: (nn.Conv2d(24, 24, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(24), nn.ReLU()),
+                       (1, 24, 10, 10), bits)
     grp = [k for k in kernels if _op(k.key)[1] == "grp"]
     assert len(grp) == 1, [k.key for k in kernels]
     f = dict(zip(FEATURES, grp[0].features))
@@ -118,21 +124,8 @@ def test_a_grouped_convolution_is_costed_per_group(tmp_path, bits):
 def test_one_input_but_several_outputs_per_group_is_grouped_not_depthwise(tmp_path, bits):
     """8 groups of 1 input and 3 outputs (a ResNeXt group pruned to one input channel): the runtime's grouped
     path, one GEMM per group, not its depthwise kernel (measured 7x slower than a depthwise kernel's cost)."""
-    import torch
-    from torch import nn
-
-    import autoprune
-    from autoprune.space import discover
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(8, 24, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(24), nn.ReLU()).eval()
-    x = torch.zeros(1, 8, 10, 10)
-    space = discover(model, x, round_to=1)
-    X = np.random.default_rng(0).standard_normal((8, 8, 10, 10)).astype(np.float32)
-    path = tmp_path / f"mult-b{bits}.onnx"
-    autoprune.to_onnx(model, space.plan_from_params(space.params_for(0.0, bits)), x, path, X, space=space)
-    kernels = runtime_kernels(path, {"input": np.zeros((1, 8, 10, 10), np.float32)}, "all")
+    _, kernels = _read(tmp_path, lambda nn: (nn.Conv2d(8, 24, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(24), nn.ReLU()),
+                       (1, 8, 10, 10), bits)
     convs = [k for k in kernels if _op(k.key)[0] in ("Conv", "FusedConv", "QLinearConv")]
     assert [_op(k.key)[1] for k in convs] == ["grp"], [k.key for k in kernels]
     f = dict(zip(FEATURES, convs[0].features))
@@ -144,22 +137,8 @@ def test_one_input_but_several_outputs_per_group_is_grouped_not_depthwise(tmp_pa
 def test_a_blocked_convolution_reading_an_nchw_input_is_a_kind_of_its_own(tmp_path):
     """An image of 3 channels is fewer than any x86 vector block: onnxruntime's blocked convolution reads it as NCHW
     (MLAS's NCHW-input kernel, slower per MAC); the next convolution reads the blocked output of the first."""
-    import torch
-    from torch import nn
-
-    import autoprune
-    from autoprune.space import discover
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-                              nn.Conv2d(32, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU()).eval()
-    x = torch.zeros(1, 3, 12, 12)
-    space = discover(model, x)
-    X = np.random.default_rng(0).standard_normal((8, 3, 12, 12)).astype(np.float32)
-    path = tmp_path / "stem.onnx"
-    autoprune.to_onnx(model, space.plan_from_params(space.params_for(0.0, 32)), x, path, X, space=space)
-    kernels = runtime_kernels(path, {"input": np.zeros((1, 3, 12, 12), np.float32)}, "all")
+    path, kernels = _read(tmp_path, lambda nn: (nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                                                nn.Conv2d(32, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU()), (1, 3, 12, 12), 32)
     convs = [k.key for k in kernels if _op(k.key)[0] in ("Conv", "FusedConv")]
     if not any(key.startswith("nchwc.") for key in convs):  # deliberate: a CPU without the blocked layout (not x86)
         pytest.skip(f"onnxruntime uses no blocked layout on this CPU: {convs}")
