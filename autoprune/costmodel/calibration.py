@@ -78,7 +78,7 @@ class Calibration:
         device: What the measurements were taken on: profile name, profiler settings, CPU
             model and onnxruntime version (for local profilers), graph level.
         overhead_ms: Per-run cost outside the kernels.
-        coefficients: ``{kernel kind: [ms per launch, per MMAC, per MB of activations]}``.
+        coefficients: ``{kernel kind: [ms per unit of each of kernels.FEATURES]}`` (per launch, per MMAC, ...).
         counts: How many calibration models each kind appeared in.
         mmacs_range: ``(min, max)`` MMACs of the calibration models.
         heldout: Errors on models held out of the fit (``n``, ``mape``, ``within_10``, ``p90_abs``), and
