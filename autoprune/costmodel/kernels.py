@@ -106,9 +106,9 @@ def _tails(macs: float, out_ch: int, in_ch: int, blocks: tuple[int, int]) -> tup
     return macs * tail_out / 1e6, macs * tail_in / 1e6, float(tail_out > 0), float(tail_in > 0)
 
 
-def featurize(kernel: Kernel, blocks: Blocks | None) -> tuple[float, ...]:
-    """``kernel``'s features with its partial blocks read at ``blocks`` (None: as read, at :data:`BLOCKS`)."""
-    if blocks is None or kernel.gemm is None:
+def featurize(kernel: Kernel, blocks: Blocks) -> tuple[float, ...]:
+    """``kernel``'s features with its partial blocks read at ``blocks`` (a kernel is read at :data:`BLOCKS`)."""
+    if kernel.gemm is None:
         return kernel.features
     precision, out_ch, in_ch = kernel.gemm
     f = list(kernel.features)
