@@ -34,6 +34,7 @@
       ladder: 8                     # seeds from the curves for this many latency targets; 0: none
       mode: measure                 # measure | model (the calibrated cost model) | hybrid (see below)
       hybrid_margin: 0.1            # hybrid: measure a trial whose latency 10 % lower would reach the front
+      screen: true                  # with a cost model: turn away a plan its untrained twin prices over budget
       discovery:                    # budget of tracing the model to find the search space (the probe aside)
         seconds: 300                # null: no time limit
         memory_mb: null             # resident memory it may add; null: half the memory available
@@ -141,6 +142,7 @@ class SearchSettings:
     ladder: int = 8
     mode: str = "measure"
     hybrid_margin: float = 0.1
+    screen: bool = True
     discovery: DiscoveryBudget = DiscoveryBudget()
 
 
@@ -235,6 +237,7 @@ class StudyConfig:
             ladder=s.int("ladder", SearchSettings.ladder, lo=0, hi=1000),
             mode=s.str("mode", "measure", choices=MODES),
             hybrid_margin=s.float("hybrid_margin", SearchSettings.hybrid_margin, lo=0.0, hi=10.0),
+            screen=s.bool("screen", SearchSettings.screen),
             discovery=_discovery(s),
         )
         if s.has("ladder") and search.ladder and not search.sensitivity.enabled:
@@ -323,6 +326,7 @@ _SEARCH_DEFAULTS_UNWRITTEN = (
     ("sensitivity", dataclasses.asdict(SensitivitySettings()) | {"ratios": list(SensitivitySettings.ratios)}),
     ("ladder", SearchSettings.ladder),
     ("discovery", dataclasses.asdict(DiscoveryBudget())),
+    ("screen", SearchSettings.screen),
 )
 
 

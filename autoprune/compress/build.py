@@ -36,7 +36,8 @@ from .sparsity import sparsify_layers
 
 __all__ = [
     "BuildSettings", "Artifact", "build_artifact", "RUNNABLE_BITS", "int8_standin",
-    "PrunedModel", "build_pruned_model", "artifact_from_model", "RecoveredBuild", "build_recovered",
+    "PrunedModel", "prune_plan", "recover_pruned", "build_pruned_model", "artifact_from_model",
+    "RecoveredBuild", "build_recovered",
 ]
 
 # Bit-widths with onnxruntime kernels here; any other planned bit-width gets an int8 stand-in.
@@ -103,9 +104,12 @@ class PrunedModel:
     stage_seconds: dict[str, float]
 
 
-def build_pruned_model(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor,
-                       settings: BuildSettings) -> PrunedModel:
-    """The first stage of :func:`build_artifact`: prune a copy of ``model``, recalibrate BatchNorm, fine-tune.
+def prune_plan(model: torch.nn.Module, plan: Plan, space: SearchSpace, example_input: torch.Tensor,
+               settings: BuildSettings) -> PrunedModel:
+    """The first step of :func:`build_pruned_model`: a copy of ``model`` with the plan's channels removed, nothing trained.
+
+    Its graph is the artifact's graph (what a cost model prices); :func:`recover_pruned`
+    then recalibrates and fine-tunes it in place.
 
     Raises:
         PlanError: the plan does not fit the space.
@@ -114,9 +118,6 @@ def build_pruned_model(model: torch.nn.Module, plan: Plan, space: SearchSpace, t
         CandidateError: pruning failed.
     """
     ratios, _ = space.resolve(plan)
-    X, y = task.train_data()
-    t: dict[str, float] = {}
-
     t0 = time.perf_counter()
     try:
         work, channels = prune_copy(model, ratios, space, example_input, importance=settings.importance)
@@ -124,7 +125,16 @@ def build_pruned_model(model: torch.nn.Module, plan: Plan, space: SearchSpace, t
         raise  # never a broken model: the user excludes the groups it names
     except Exception as e:
         raise CandidateError(f"pruning failed: {type(e).__name__}: {e}") from e
-    t["prune"] = time.perf_counter() - t0
+    return PrunedModel(work, channels, {"prune": time.perf_counter() - t0})
+
+
+def recover_pruned(pruned: PrunedModel, task: Any, settings: BuildSettings) -> PrunedModel:
+    """The second step of :func:`build_pruned_model`: recalibrate BatchNorm and fine-tune ``pruned.model`` in place.
+
+    Returns ``pruned`` with the seconds of those stages added.
+    """
+    X, y = task.train_data()
+    work, channels, t = pruned.model, pruned.channels, dict(pruned.stage_seconds)
 
     t0 = time.perf_counter()
     if channels:
@@ -137,6 +147,21 @@ def build_pruned_model(model: torch.nn.Module, plan: Plan, space: SearchSpace, t
         recalibrate_bn(work, X, batches=settings.bn_batches, seed=settings.seed)
     t["finetune"] = time.perf_counter() - t0
     return PrunedModel(work, channels, t)
+
+
+def build_pruned_model(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor,
+                       settings: BuildSettings) -> PrunedModel:
+    """The first stage of :func:`build_artifact`: prune a copy of ``model``, recalibrate BatchNorm, fine-tune.
+
+    The same as :func:`prune_plan` followed by :func:`recover_pruned`.
+
+    Raises:
+        PlanError: the plan does not fit the space.
+        UnsupportedLayerError: the pruned model would not run on ``example_input`` or would
+            change its output shapes (the message names the channel groups to exclude).
+        CandidateError: pruning failed.
+    """
+    return recover_pruned(prune_plan(model, plan, space, example_input, settings), task, settings)
 
 
 def artifact_from_model(pruned: PrunedModel, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor,
@@ -189,7 +214,8 @@ def artifact_from_model(pruned: PrunedModel, plan: Plan, space: SearchSpace, tas
     return Artifact(data, sha.hexdigest(), int(macs), pruned.channels, t, standin, work, weights)
 
 
-def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor, settings: BuildSettings) -> Artifact:
+def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task: Any, example_input: torch.Tensor, settings: BuildSettings,
+                   pruned: PrunedModel | None = None) -> Artifact:
     """Build the deployable ONNX of ``plan`` applied to ``model`` (which is left untouched).
 
     Deterministic: the same model, plan, space, data and settings give the same bytes.
@@ -197,12 +223,19 @@ def build_artifact(model: torch.nn.Module, plan: Plan, space: SearchSpace, task:
     :func:`build_pruned_model` and :func:`artifact_from_model`, are what :func:`build_recovered`
     runs with recovery in between.
 
+    Args:
+        pruned: This plan's :func:`prune_plan` of ``model``, made already (a study's screen
+            made it to price the plan before training it); it is recovered in place. The
+            bytes are the same as without it.
+
     Raises:
         PlanError: the plan does not fit the space.
         UnsupportedLayerError: pruning would break the model (see :func:`build_pruned_model`).
         CandidateError: a stage failed or the model's outputs are not finite.
     """
-    return artifact_from_model(build_pruned_model(model, plan, space, task, example_input, settings), plan, space, task, example_input, settings)
+    if pruned is None:
+        pruned = prune_plan(model, plan, space, example_input, settings)
+    return artifact_from_model(recover_pruned(pruned, task, settings), plan, space, task, example_input, settings)
 
 
 @dataclasses.dataclass(frozen=True)

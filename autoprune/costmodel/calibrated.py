@@ -22,7 +22,7 @@ import numpy as np
 from ..device import DeviceProfile
 from ..exceptions import ProfilerError
 from ..metrics import Metric
-from ..profile.base import Measurement, Profiler
+from ..profile.base import Forecast, Measurement, Profiler
 from .calibrate import device_facts, kernels_of
 from .calibration import Calibration, CalibrationError, Prediction, load_calibration
 
@@ -52,6 +52,7 @@ class CalibratedProfiler(Profiler):
     """
 
     measures_time = False  # predicted: the same artifact always gets the same number
+    forecasts = True  # the prediction reads the graph, never the weights
 
     def __init__(self, device: DeviceProfile, calibration: Calibration | None = None) -> None:
         super().__init__(device)
@@ -71,6 +72,10 @@ class CalibratedProfiler(Profiler):
 
     def measure(self, model_path: str | os.PathLike, inputs: dict[str, np.ndarray] | None = None) -> Measurement:
         return self.to_measurement(self.predict(model_path))
+
+    def forecast(self, model_path: str | os.PathLike) -> Forecast:
+        """Exactly what :meth:`measure` reports: the kernels it prices depend on the graph, not the weights."""
+        return Forecast(self.measure(model_path))
 
     def to_measurement(self, p: Prediction, factor: float = 1.0, factor_how: str = "") -> Measurement:
         """A :class:`Measurement` of prediction ``p`` (times ``factor``, a study's own correction, said in ``factor_how``).

@@ -18,7 +18,7 @@ import onnx
 from ..device import DeviceProfile
 from ..exceptions import ConfigError, ProfilerError
 from ..metrics import Metric
-from ..profile.base import Measurement, Profiler
+from ..profile.base import Forecast, Measurement, Profiler
 from .graph import analyze
 
 __all__ = ["ModelledProfiler"]
@@ -35,6 +35,7 @@ class ModelledProfiler(Profiler):
     """
 
     measures_time = False  # computed, not timed: the same graph always gives the same numbers
+    forecasts = True
 
     def __init__(self, device: DeviceProfile) -> None:
         target = device.target
@@ -42,6 +43,10 @@ class ModelledProfiler(Profiler):
             raise ConfigError(f"{device.path or device.name}: profiler.kind {device.profiler.kind!r} needs a target: section "
                               "with the model's parameters (see device_profiles/bitserial-sim.yaml, cortex-m7.yaml)")
         super().__init__(device)
+
+    def forecast(self, model_path: str | os.PathLike) -> Forecast:
+        """Exactly what :meth:`measure` reports: shapes, bits and constants' sizes, never their values."""
+        return Forecast(self.measure(model_path))
 
     def measure(self, model_path: str | os.PathLike, inputs: dict[str, np.ndarray] | None = None) -> Measurement:
         """Model one artifact; ``inputs``, when given, fix the input shapes (their values are not used).

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from ..device import PROFILERS, DeviceProfile
 from ..exceptions import ConfigError
-from .base import Measurement, Profiler, estimate_energy
+from .base import Forecast, Measurement, Profiler, estimate_energy
 from .local import LocalProfiler
 
-__all__ = ["Profiler", "Measurement", "LocalProfiler", "make_profiler", "PROFILERS", "estimate_energy"]
+__all__ = ["Profiler", "Measurement", "Forecast", "LocalProfiler", "make_profiler", "PROFILERS", "estimate_energy"]
 
 
 def make_profiler(device: DeviceProfile | Profiler) -> Profiler:

@@ -19,7 +19,7 @@ import numpy as np
 from ..device import DeviceProfile, Limit
 from ..metrics import Metric
 
-__all__ = ["Profiler", "Measurement", "estimate_energy"]
+__all__ = ["Profiler", "Measurement", "Forecast", "estimate_energy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +69,21 @@ class Measurement:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Forecast:
+    """What a profiler will report for a model, known from its graph alone (:meth:`Profiler.forecast`).
+
+    Args:
+        measurement: The numbers, each ``modelled``.
+        slack: The share by which the latency and energy it reports may come out lower than
+            these: 0 when it reports exactly these; a hybrid study's margin when it may time
+            the model instead.
+    """
+
+    measurement: Measurement
+    slack: float = 0.0
+
+
 class Profiler(abc.ABC):
     """Measures ONNX models on one device.
 
@@ -77,12 +92,16 @@ class Profiler(abc.ABC):
             another number and the confirmation pass re-measures the front
             (:mod:`autoprune.study.confirm`). A cost model that computes its numbers
             (``source="modelled"``) sets it False: the pass skips it without building anything.
+        forecasts: :meth:`forecast` can say from a model's graph what :meth:`measure` will
+            report for it, so a study screens plans against its budgets before training them
+            (:mod:`autoprune.study.screen`).
 
     Args:
         device: The device profile whose ``profiler`` settings are used.
     """
 
     measures_time: ClassVar[bool] = True
+    forecasts: ClassVar[bool] = False
 
     def __init__(self, device: DeviceProfile) -> None:
         self.device = device
@@ -94,6 +113,16 @@ class Profiler(abc.ABC):
         Raises:
             ProfilerError: the measurement could not be taken.
         """
+
+    def forecast(self, model_path: str | os.PathLike) -> Forecast | None:
+        """What :meth:`measure` will report for any model with ``model_path``'s graph, whatever its weights.
+
+        None (the default, and a profiler that times): it cannot be known without measuring.
+
+        Raises:
+            ProfilerError: the file is not a model this profiler can read.
+        """
+        return None
 
     def with_settings(self, **changes: Any) -> "Profiler":
         """A profiler like this one with some ``profiler`` settings changed (e.g. ``min_duration_s``).

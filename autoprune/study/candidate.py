@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compress import Artifact, BuildSettings, build_artifact
+from ..compress.build import PrunedModel
 from ..compress.simulate import SimulationSettings, evaluate_simulated, simulate
 from ..compress.sparsity import packed_size, parse_setting
 from ..evaluate import evaluate_onnx
@@ -54,10 +55,13 @@ class CandidateResult:
         }
 
 
-def build(ctx: StudyContext, plan: Plan, settings: BuildSettings | None = None) -> Artifact:
-    """The deterministic ONNX artifact of ``plan`` (same plan, same bytes), built on the study's torch thread count."""
+def build(ctx: StudyContext, plan: Plan, settings: BuildSettings | None = None, pruned: PrunedModel | None = None) -> Artifact:
+    """The deterministic ONNX artifact of ``plan`` (same plan, same bytes), built on the study's torch thread count.
+
+    ``pruned``: the plan's pruned model, made already by the screen (:mod:`.screen`); recovered in place.
+    """
     with torch_threads(ctx.build_threads):
-        return build_artifact(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, settings or ctx.config.build)
+        return build_artifact(ctx.model, plan, ctx.space, ctx.task, ctx.example_input, settings or ctx.config.build, pruned)
 
 
 def _by_bits(layers: dict[str, int]) -> str:
@@ -116,9 +120,10 @@ def _p90(m: Measurement) -> Metric:
     return Metric(m.latency["p90_ms"], "ms", m.latency_ms.source, f"90th percentile of {m.latency['n']} runs")
 
 
-def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifact | None = None) -> CandidateResult:
-    """Build (unless given) and measure one candidate: accuracy, latency, energy, size, MACs."""
-    artifact = artifact or build(ctx, plan)
+def measure(ctx: StudyContext, plan: Plan, profiler: Profiler, artifact: Artifact | None = None,
+            pruned: PrunedModel | None = None) -> CandidateResult:
+    """Build (unless given, from ``pruned`` if given) and measure one candidate: accuracy, latency, energy, size, MACs."""
+    artifact = artifact or build(ctx, plan, pruned=pruned)
     stages = dict(artifact.stage_seconds)
     standin = artifact.standin_bits
 

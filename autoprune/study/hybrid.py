@@ -31,7 +31,7 @@ from ..costmodel.calibrated import CalibratedProfiler
 from ..metrics import METRICS
 from ..pareto import RunningFront, dominated, to_minimization
 from ..profile import Profiler, make_profiler
-from ..profile.base import Measurement
+from ..profile.base import Forecast, Measurement
 
 __all__ = ["HybridProfiler", "mode_profiler", "REFINE_WINDOW", "MIN_PAIRS"]
 
@@ -69,6 +69,7 @@ class HybridProfiler(Profiler):
     """
 
     measures_time = True  # what it reports for the front is measured; the confirmation pass re-measures it
+    forecasts = True
 
     def __init__(self, measurer: Profiler, model: CalibratedProfiler, objectives: Sequence[str], margin: float = 0.1) -> None:
         super().__init__(measurer.device)
@@ -105,6 +106,19 @@ class HybridProfiler(Profiler):
             else:
                 return None
         return to_minimization(values, self.directions)
+
+    def forecast(self, model_path: str | os.PathLike) -> Forecast | None:
+        """The corrected prediction :meth:`measure_candidate` starts from, with ``margin`` as its slack.
+
+        A candidate may be timed instead of keeping its prediction, so the study's screen holds
+        the prediction, ``margin`` more optimistic, to its budgets. None when the prediction has
+        low confidence: such a candidate is always timed.
+        """
+        p = self.model.predict(model_path)
+        if not p.confident:
+            return None
+        factor, factor_how = self.correction()
+        return Forecast(self.model.to_measurement(p, factor, factor_how), self.margin)
 
     def measure_candidate(self, model_path: str | os.PathLike, known: Mapping[str, float]) -> Measurement:
         """Predict, decide, and measure if it is worth it.

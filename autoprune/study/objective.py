@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable
 
 import optuna
@@ -10,9 +11,11 @@ from ..config import Constraints
 from ..device import Limit
 from ..exceptions import AutopruneError, CandidateError, ProfilerError
 from ..metrics import METRICS, Metric, metric_names
+from ..plan import Plan
 from ..profile import Profiler
 from .candidate import measure
 from .context import StudyContext
+from .screen import Screening, screen, screens
 
 __all__ = ["Objective", "CANDIDATE_ERRORS", "constraint_values", "infeasible_reason"]
 
@@ -88,6 +91,7 @@ class Objective:
         self.ctx = ctx
         self.profiler = profiler
         self.dense_accuracy = dense_accuracy
+        self.screens = screens(ctx, profiler)  # price each plan's untrained twin before training it
 
     def constraints(self, metrics: dict) -> dict[str, float]:
         """Named constraint values of a candidate's metrics (see :func:`constraint_values`)."""
@@ -97,7 +101,11 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         plan = self.ctx.space.suggest(trial)
         try:
-            result = measure(self.ctx, plan, self.profiler)
+            # a baseline is measured whatever it breaks: the user asked for it as a reference
+            screening = screen(self.ctx, plan, self.profiler) if self.screens and "baseline" not in trial.user_attrs else None
+            if screening is not None and screening.reason:
+                self._turn_away(trial, plan, screening)
+            result = measure(self.ctx, plan, self.profiler, pruned=screening.pruned if screening else None)
         except CANDIDATE_ERRORS as e:
             trial.set_user_attr("plan", plan.to_dict()["layers"])
             trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
@@ -105,6 +113,9 @@ class Objective:
         except AutopruneError as e:  # a plan the space rejects is a bug in the space, not the candidate
             trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
             raise
+        if screening is not None:
+            result = dataclasses.replace(result, stage_seconds={**result.stage_seconds, "screen": screening.seconds})
+            trial.set_user_attr("screen", screening.to_dict())
         for key, value in result.user_attrs().items():
             trial.set_user_attr(key, value)
         for name, value in self.constraints(result.metrics).items():
@@ -122,3 +133,13 @@ class Objective:
             trial.set_user_attr("fail_reason", reason)
             raise CandidateError(reason)
         return tuple(result.metrics[o].value for o in self.ctx.config.objectives)
+
+    def _turn_away(self, trial: optuna.Trial, plan: Plan, screening: Screening) -> None:
+        """Record a plan the screen turned away, then end its trial PRUNED (nothing was trained or evaluated)."""
+        trial.set_user_attr("plan", plan.to_dict()["layers"])
+        trial.set_user_attr("screen", screening.to_dict())
+        trial.set_user_attr("stage_seconds", {**screening.pruned.stage_seconds, "screen": round(screening.seconds, 6)})
+        trial.set_user_attr("fail_reason", screening.reason)
+        for name, value in screening.constraints.items():  # the sampler learns from them as from any infeasible trial
+            trial.set_constraint(name, value)
+        raise optuna.TrialPruned(screening.reason)

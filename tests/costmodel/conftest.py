@@ -1,4 +1,4 @@
-"""The small CNN the kernel and energy tests read, exported fp32 and int8 as a study builds it."""
+"""The small CNN the kernel and energy tests read (exported fp32 and int8 as a study builds it), and a calibrated local-cpu."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import torch
 from torch import nn
 
 import autoprune
+from autoprune.costmodel.calibrate import calibrate
+from autoprune.device import load_device_profile
 from autoprune.space import discover
+from calibrated_kit import local_cpu_copy
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +31,12 @@ def artifacts(tmp_path_factory) -> dict[int, str]:
         paths[bits] = str(out / f"cnn-b{bits}.onnx")
         autoprune.to_onnx(model, space.plan_from_params(space.params_for(0.0, bits)), x, paths[bits], X, space=space)
     return paths
+
+
+@pytest.fixture(scope="session")
+def calibrated_profile(tmp_path_factory):
+    """A copy of local-cpu whose calibration: names one real, short (0.3 minutes) calibration of it."""
+    directory = tmp_path_factory.mktemp("device")
+    path = local_cpu_copy(directory, "local-cpu", "calibrations/local-cpu.json")
+    calibrate(load_device_profile(path), 0.3, seed=1).calibration.save(directory / "calibrations" / "local-cpu.json")
+    return path

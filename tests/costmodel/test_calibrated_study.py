@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import optuna
 import pytest
 
 from autoprune.config import StudyConfig
-from autoprune.costmodel.calibrate import calibrate
 from autoprune.costmodel.calibration import CalibrationError
-from autoprune.device import load_device_profile
 from autoprune.study import run_study
 from autoprune.study.records import CONFIRMATION_ATTR, records
+from calibrated_kit import local_cpu_copy
 
 COMPLETE = (optuna.trial.TrialState.COMPLETE,)
-
-
-def _profile(directory, name: str, calibration: str | None, threads: int = 1):
-    """A copy of local-cpu with short timing settings (what a calibration checks is kept), written to ``directory``."""
-    base = load_device_profile("local-cpu")
-    fast = dataclasses.replace(base.profiler, warmup=5, repetitions=30, min_duration_s=0.05, threads=threads)
-    path = directory / f"{name}.yaml"
-    dataclasses.replace(base, profiler=fast, calibration=calibration).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def calibrated_profile(tmp_path_factory):
-    """A copy of local-cpu whose calibration: names one real, short (0.3 minutes) calibration of it."""
-    directory = tmp_path_factory.mktemp("device")
-    path = _profile(directory, "local-cpu", "calibrations/local-cpu.json")
-    calibrate(load_device_profile(path), 0.3, seed=1).calibration.save(directory / "calibrations" / "local-cpu.json")
-    return path
 
 
 def _config(tiny_config, name: str, device, mode: str) -> StudyConfig:
@@ -97,7 +77,7 @@ def test_a_hybrid_study_measures_some_trials_says_why_and_confirms_the_front(hyb
 
 @pytest.mark.parametrize("mode", ["model", "hybrid"])
 def test_a_mode_that_predicts_needs_the_profiles_calibration(tiny_config, tmp_path, mode):
-    device = _profile(tmp_path, "uncalibrated", None)
+    device = local_cpu_copy(tmp_path, "uncalibrated", None)
     out = tmp_path / "run"
     with pytest.raises(CalibrationError, match=f"^{device}: no calibration: key; run `autoprune calibrate --device {device}` first"):
         run_study(_config(tiny_config, "nocal", device, mode), out, progress=False, log=lambda m: None)
@@ -107,7 +87,7 @@ def test_a_mode_that_predicts_needs_the_profiles_calibration(tiny_config, tmp_pa
 def test_a_calibration_of_other_settings_is_refused(tiny_config, calibrated_profile, tmp_path):
     """The calibrated file with a profile that runs 2 threads: timed on other settings, so refused by name."""
     (tmp_path / "calibrations").symlink_to(calibrated_profile.parent / "calibrations")
-    device = _profile(tmp_path, "local-cpu", "calibrations/local-cpu.json", threads=2)
+    device = local_cpu_copy(tmp_path, "local-cpu", "calibrations/local-cpu.json", threads=2)
     out = tmp_path / "run"
     with pytest.raises(CalibrationError, match="local-cpu.json: calibrated for another device: device.threads is 1 in the file, 2 here"):
         run_study(_config(tiny_config, "other", device, "model"), out, progress=False, log=lambda m: None)

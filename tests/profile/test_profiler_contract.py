@@ -23,7 +23,7 @@ from autoprune.costmodel.calibrate import device_facts, graph_level, kernels_of
 from autoprune.costmodel.calibrated import CalibratedProfiler
 from autoprune.costmodel.calibration import Calibration, fit
 from autoprune.device import PROFILE_DIRS, AgentSettings, DeviceProfile, load_device_profile
-from autoprune.profile import PROFILERS, Measurement, Profiler, make_profiler
+from autoprune.profile import PROFILERS, Forecast, Measurement, Profiler, make_profiler
 from autoprune.study.hybrid import HybridProfiler
 
 TOKEN = "contract-token"
@@ -105,6 +105,17 @@ def check_contract(profiler: Profiler, model_path) -> None:
             if m.energy_mj is not None:
                 assert m.energy_mj.unit == "mJ" and m.energy_mj.source in LABELS and m.energy_mj.value >= 0
             assert Measurement.from_dict(m.to_dict()) == m  # what a trial stores reads back equal
+
+        # what a study's screen holds a plan's untrained twin to (autoprune.study.screen)
+        f = profiler.forecast(model_path)
+        assert isinstance(profiler.forecasts, bool)
+        if not profiler.forecasts:
+            assert f is None
+        elif f is not None:  # a forecaster may decline a model (hybrid: a prediction of low confidence is timed)
+            assert isinstance(f, Forecast) and 0.0 <= f.slack < 1.0
+            assert f.measurement.latency_ms.source == "modelled" and f.measurement.latency_ms.value > 0
+            if f.slack == 0.0:  # exactly what it reports
+                assert f.measurement == profiler.measure(model_path)
 
         other = profiler.with_settings(repetitions=5)
         assert type(other) is type(profiler) and other.device.profiler.repetitions == 5
