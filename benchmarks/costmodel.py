@@ -98,6 +98,27 @@ def _kendall(pred: list[float], meas: list[float]) -> float:
     return float(kendalltau(pred, meas).statistic)
 
 
+PAIR_BUCKETS = (0.0, 0.02, 0.05, 0.10, float("inf"))  # how far apart two plans of one model measure
+
+
+def _pair_concordance(heldout: dict[str, tuple], predicted: dict[str, float], meas: dict[str, float],
+                      halves: tuple[dict[str, float], dict[str, float]]) -> list[dict]:
+    """Pairs of plans of one model, bucketed by how far apart they measure: the share the prediction orders as measured,
+    and the share one half of the rounds orders as the other half (what the measurements themselves allow)."""
+    import itertools
+
+    by = [{"lo": lo, "hi": hi, "pairs": 0, "concordant": 0, "floor": 0} for lo, hi in zip(PAIR_BUCKETS, PAIR_BUCKETS[1:])]
+    for fam in {f for _, f in heldout.values()}:
+        names = [n for n, (_, f) in heldout.items() if f == fam]
+        for a, b in itertools.combinations(names, 2):
+            apart = max(meas[a], meas[b]) / min(meas[a], meas[b]) - 1.0
+            bucket = next(x for x in by if x["lo"] <= apart < x["hi"])
+            bucket["pairs"] += 1
+            bucket["concordant"] += (predicted[a] - predicted[b]) * (meas[a] - meas[b]) > 0
+            bucket["floor"] += (halves[0][a] - halves[0][b]) * (halves[1][a] - halves[1][b]) > 0
+    return by
+
+
 def _gbdt_predictions(run, device, heldout: dict[str, tuple]) -> dict[str, float] | str:
     """Per-kernel gradient-boosted trees on the calibration's profiled kernel times, whole-model terms as the linear fit's."""
     try:
@@ -234,6 +255,13 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
                      + ", ".join(f"{fam} {t:.2f} ({floor[fam]:.2f})" for fam, t in taus.items())
                      + f"; mean {statistics.fmean(taus.values()):.2f} ({statistics.fmean(floor.values()):.2f})")
         doc.setdefault("kendall_tau", {})[stat] = taus
+        halves = ({n: f(rounds[n][0::2]) for n in heldout}, {n: f(rounds[n][1::2]) for n in heldout})
+        pairs = _pair_concordance(heldout, predicted, meas, halves)
+        lines.append("  the same pairs (plans of one model) by how far apart they measure: share ordered as measured (odd vs even "
+                     "rounds): " + ", ".join(
+                         f"{b['lo']:.0%}-{b['hi']:.0%} apart {b['concordant'] / b['pairs']:.0%} ({b['floor'] / b['pairs']:.0%}) of {b['pairs']}"
+                         .replace("-inf%", "+") for b in pairs if b["pairs"]))
+        doc.setdefault("pair_concordance", {})[stat] = pairs
         doc.setdefault("kendall_tau_noise_floor", {})[stat] = floor
     fast = measured_by["fastest round"]
     lines.append("per model (measured ms: trimmed mean, fastest round / predicted ms / error against each):")

@@ -39,6 +39,16 @@ def _study_yaml(tmp: Path, mode: str, n_trials: int, device: Path) -> Path:
     return path
 
 
+def run_study_process(study_yaml: Path, run_dir: Path) -> float:
+    """``autoprune run STUDY --out RUN_DIR --quiet`` in its own process; its wall time in seconds (exits on failure)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "autoprune", "run", str(study_yaml), "--out", str(run_dir), "--quiet"],
+                          capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{study_yaml.stem} failed:\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
 def _search_rate(run_dir: Path, name: str) -> tuple[float, int]:
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{run_dir / 'study.db'}")
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
@@ -90,12 +100,7 @@ def modes(args, lines: list[str], doc: dict, run=None) -> None:
         for mode in ("measure", "model", "hybrid"):
             study = _study_yaml(tmp, mode, args.n_trials, device)
             run_dir = tmp / f"run-{mode}"
-            t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "autoprune", "run", str(study), "--out", str(run_dir), "--quiet"],
-                                  capture_output=True, text=True, cwd=ROOT)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise SystemExit(f"{mode} study failed:\n{proc.stderr[-3000:]}")
+            wall = run_study_process(study, run_dir)
             rate, n = _search_rate(run_dir, f"quickstart-{mode}")
             measured = None
             if mode == "hybrid":

@@ -11,12 +11,14 @@ runs twice in its own process (``autoprune run``), ``search.screen`` true and fa
 The budget, ``constraints.latency_ms``, is fixed before either run, the same for both and not
 tuned to the screen: ``--budget-share`` (default 0.5) of the dense int8 plan's latency on that
 device (a deadline of half what plain int8 gives). Every latency of the screened and unscreened
-runs is ``modelled`` (exact and repeatable), so their fronts compare without a timing floor. Reported per run: wall time,
-trials finished per minute of search (complete and screened) and complete ones per minute, the
-share screened and the median seconds of a screened and of a built trial (from the storage), the
-feasible front and its hypervolume over (accuracy, latency). Then the screen is checked against
-the run without it: every sampled plan there is screened again afterwards, and its forecast and
-verdict are compared with the trial's own latency and feasibility.
+runs is ``modelled`` (exact and repeatable), so their fronts compare without a timing floor.
+Reported per run: wall time, trials finished per minute of search (complete and screened) and
+complete ones per minute, the share screened, the plans built unscreened because the screen
+would not have paid (:class:`autoprune.study.screen.ScreenPolicy`), the median seconds of a
+screened and of a built trial (from the storage), the feasible front and its hypervolume over
+(accuracy, latency). Then the screen is checked against the run without it: every sampled plan
+there is screened again afterwards, and its forecast and verdict are compared with the trial's
+own latency and its feasibility on the budget and the device's limits.
 """
 
 from __future__ import annotations
@@ -24,10 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoprune._schema import atomic_write_text  # noqa: E402
+from costmodel_modes import run_study_process  # noqa: E402
 
 PRUNED, COMPLETE = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE
 
@@ -100,6 +101,7 @@ def _summary(run_dir: Path, name: str) -> dict:
     points = [(p["metrics"]["accuracy"]["value"], p["metrics"]["latency_ms"]["value"]) for p in front["points"]]
     return {
         "finished": len(trials), "screened": len(screened), "complete": len(built),
+        "built_unscreened": sum("skipped" in t.user_attrs.get("screen", {}) for t in built),  # the screen did not pay
         "finished_per_min": len(trials) / span, "complete_per_min": len(built) / span,
         "screened_median_s": statistics.median(t.duration.total_seconds() for t in screened) if screened else None,
         "built_median_s": statistics.median(t.duration.total_seconds() for t in built),
@@ -128,7 +130,9 @@ def _agreement(study_yaml: Path, run_dir: Path, name: str) -> dict:
         n += 1
         worst = max(worst, abs(forecast / actual - 1.0))
         same_value += abs(forecast / actual - 1.0) <= 1e-9
-        same_verdict += bool(s.reason) == (actual > budget)
+        # what the screen holds a plan to: the budget and the device's hard limits (a microcontroller's flash and SRAM)
+        broke = actual > budget or any(v > 0 for k, v in t.constraints.items() if k.startswith("device_"))
+        same_verdict += bool(s.reason) == broke
     profiler.close()
     return {"plans": n, "same_latency": same_value, "same_verdict": same_verdict, "worst_relative_difference": worst}
 
@@ -156,12 +160,7 @@ def main() -> None:
                 study = _study_yaml(tmp, device, profile, args.n_trials, budget, run)
                 name = yaml.safe_load(study.read_text())["name"]
                 run_dir = tmp / name
-                t0 = time.perf_counter()
-                proc = subprocess.run([sys.executable, "-m", "autoprune", "run", str(study), "--out", str(run_dir), "--quiet"],
-                                      capture_output=True, text=True, cwd=ROOT)
-                wall = time.perf_counter() - t0
-                if proc.returncode != 0:
-                    raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+                wall = run_study_process(study, run_dir)
                 runs[run] = {"wall_s": wall, **_summary(run_dir, name), "yaml": study, "dir": run_dir, "name": name}
                 print(f"{name}: {wall:.0f} s", flush=True)
             agree = _agreement(runs["off"]["yaml"], runs["off"]["dir"], runs["off"]["name"])
@@ -174,7 +173,8 @@ def main() -> None:
                 hv = f", hypervolume {r['hypervolume']:.5g}" if r["hypervolume"] is not None else " (measured latencies: not compared)"
                 lines.append(
                     f"  {'screen ' + k if k != 'measure' else 'measure   '}: wall {r['wall_s']:5.0f} s, {r['finished']} trials finished "
-                    f"({r['screened']} screened, {r['complete']} built), {r['finished_per_min']:.1f} finished / min of search, "
+                    f"({r['screened']} screened, {r['complete']} built, {r['built_unscreened']} of them unscreened as the screen "
+                    f"would not pay), {r['finished_per_min']:.1f} finished / min of search, "
                     f"{r['complete_per_min']:.1f} built / min; median trial {r['built_median_s']:.2f} s built"
                     + (f", {r['screened_median_s']:.2f} s screened" if r["screened_median_s"] is not None else "")
                     + f"; feasible front {len(r['front'])} points ({'/'.join(r['front_source'])}){hv}")

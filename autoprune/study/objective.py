@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Iterable
 
 import optuna
@@ -15,7 +16,7 @@ from ..plan import Plan
 from ..profile import Profiler
 from .candidate import measure
 from .context import StudyContext
-from .screen import Screening, screen, screens
+from .screen import Screening, ScreenPolicy, screen, screens
 
 __all__ = ["Objective", "CANDIDATE_ERRORS", "constraint_values", "infeasible_reason"]
 
@@ -92,6 +93,7 @@ class Objective:
         self.profiler = profiler
         self.dense_accuracy = dense_accuracy
         self.screens = screens(ctx, profiler)  # price each plan's untrained twin before training it
+        self.policy = ScreenPolicy()  # while it pays
 
     def constraints(self, metrics: dict) -> dict[str, float]:
         """Named constraint values of a candidate's metrics (see :func:`constraint_values`)."""
@@ -100,12 +102,19 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         plan = self.ctx.space.suggest(trial)
+        # a baseline is measured whatever it breaks: the user asked for it as a reference
+        sampled = "baseline" not in trial.user_attrs
         try:
-            # a baseline is measured whatever it breaks: the user asked for it as a reference
-            screening = screen(self.ctx, plan, self.profiler) if self.screens and "baseline" not in trial.user_attrs else None
+            wanted = self.screens and sampled and self.policy.wanted()
+            if self.screens and sampled and not wanted:
+                trial.set_user_attr("screen", {"skipped": self.policy.why_not()})
+            screening = screen(self.ctx, plan, self.profiler) if wanted else None
             if screening is not None and screening.reason:
+                self.policy.record(True, twin_s=screening.seconds)
                 self._turn_away(trial, plan, screening)
+            t0 = time.perf_counter()
             result = measure(self.ctx, plan, self.profiler, pruned=screening.pruned if screening else None)
+            build_s = time.perf_counter() - t0
         except CANDIDATE_ERRORS as e:
             trial.set_user_attr("plan", plan.to_dict()["layers"])
             trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
@@ -118,7 +127,8 @@ class Objective:
             trial.set_user_attr("screen", screening.to_dict())
         for key, value in result.user_attrs().items():
             trial.set_user_attr(key, value)
-        for name, value in self.constraints(result.metrics).items():
+        constraints = self.constraints(result.metrics)
+        for name, value in constraints.items():
             trial.set_constraint(name, value)
         # The device's hard limits (a microcontroller's flash and SRAM): infeasible, with the reason.
         for limit in result.measurement.limits:
@@ -127,6 +137,11 @@ class Objective:
                                    result.measurement.limits, self.ctx.device.name)
         if reason:
             trial.set_user_attr("infeasible_reason", reason)
+        if self.screens and sampled:
+            costs = set(metric_names(is_timing=True, budget=True))
+            broke = (any(v > 0 for k, v in constraints.items() if k in costs)
+                     or any(limit.excess > 0 for limit in result.measurement.limits))
+            self.policy.record(broke, twin_s=screening.seconds if screening else None, build_s=build_s)
         missing = [o for o in self.ctx.config.objectives if o not in result.metrics]
         if missing:
             reason = f"objective {missing[0]} is not available on device {self.ctx.device.name} (no meter and no power figure)"

@@ -23,7 +23,9 @@ whatever they break. ``search.screen: false`` turns the screen off.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +38,7 @@ from ..profile import Forecast, Profiler
 from ..threads import torch_threads
 from .context import StudyContext
 
-__all__ = ["Screening", "screens", "screen", "TWIN_CALIBRATION_SAMPLES"]
+__all__ = ["Screening", "ScreenPolicy", "screens", "screen", "TWIN_CALIBRATION_SAMPLES"]
 
 # Activation ranges of the twin: its graph needs ranges, not good ones.
 TWIN_CALIBRATION_SAMPLES = 16
@@ -74,6 +76,48 @@ class Screening:
             "constraints": dict(self.constraints),
             "seconds": round(self.seconds, 6),
         }
+
+
+class ScreenPolicy:
+    """Whether to screen the next plan: while the plans sampled lately break the budget often enough to pay.
+
+    Over the last ``window`` sampled plans, each known to break the budget or not (a plan the
+    screen turned away did; a built one did if its own costs break a budget or a device limit),
+    with ``share`` the part that did: screen while ``share x (built trial - twin) > (1 - share) x
+    twin``, median seconds of each as this worker saw them; always for the first ``first`` plans,
+    and again as soon as the plans sampled break the budget more often.
+
+    Args:
+        window: Plans the share is taken over.
+        first: Plans always screened, before the share means anything.
+    """
+
+    def __init__(self, window: int = 20, first: int = 5) -> None:
+        self.broke: collections.deque[bool] = collections.deque(maxlen=window)
+        self.twin_s: collections.deque[float] = collections.deque(maxlen=window)
+        self.build_s: collections.deque[float] = collections.deque(maxlen=window)
+        self.first = first
+
+    def wanted(self) -> bool:
+        """Whether the next plan is screened."""
+        if len(self.broke) < self.first or not self.twin_s or not self.build_s:
+            return True
+        share = sum(self.broke) / len(self.broke)
+        twin, built = statistics.median(self.twin_s), statistics.median(self.build_s)
+        return share * max(0.0, built - twin) > (1.0 - share) * twin
+
+    def why_not(self) -> str:
+        """Why :meth:`wanted` says no, in one line (what a trial built unscreened records)."""
+        return (f"not screened: {sum(self.broke)} of the last {len(self.broke)} sampled plans broke the budget, and a twin "
+                f"takes {statistics.median(self.twin_s):.3g} s against {statistics.median(self.build_s):.3g} s a built trial (medians)")
+
+    def record(self, broke: bool, twin_s: float | None = None, build_s: float | None = None) -> None:
+        """One sampled plan: whether it breaks the budget, and the seconds of its twin and of its build, where it had them."""
+        self.broke.append(bool(broke))
+        if twin_s is not None:
+            self.twin_s.append(twin_s)
+        if build_s is not None:
+            self.build_s.append(build_s)
 
 
 def screens(ctx: StudyContext, profiler: Profiler) -> bool:

@@ -18,7 +18,7 @@ from autoprune.device import load_device_profile
 from autoprune.profile import make_profiler
 from autoprune.study import StudyContext, build, run_study
 from autoprune.study.hybrid import HybridProfiler
-from autoprune.study.screen import screen, screens
+from autoprune.study.screen import ScreenPolicy, screen, screens
 from autoprune.study.workers import OVER_BUDGET
 
 PRUNED = (optuna.trial.TrialState.PRUNED,)
@@ -139,8 +139,27 @@ def test_a_model_study_with_a_latency_budget_screens_plans_and_keeps_its_baselin
     assert set(baselines) == set(cfg.search.baselines)  # measured whatever they break
     assert baselines["dense-fp32"].constraints["latency_ms"] > 0 and "screen" not in baselines["dense-fp32"].user_attrs
     for t in study.get_trials(states=COMPLETE):
-        if "screen" in t.user_attrs:  # a sampled plan that passed: its modelled latency is its forecast, within budget
+        if t.user_attrs.get("screen", {}).get("passed"):  # a sampled plan that passed: its modelled latency is its forecast
             assert t.user_attrs["screen"]["passed"] and t.user_attrs["metrics"]["latency_ms"]["value"] <= budget
             assert t.user_attrs["screen"]["metrics"]["latency_ms"]["value"] == pytest.approx(t.user_attrs["metrics"]["latency_ms"]["value"])
     rows = (tmp_path / "run" / "trials.csv").read_text()
     assert "screened before training" in rows
+
+
+def test_the_screen_runs_while_it_pays():
+    policy = ScreenPolicy(window=10, first=3)
+    for _ in range(3):  # the first plans are always screened, whatever they show
+        assert policy.wanted()
+        policy.record(False, twin_s=0.2, build_s=2.0)
+    assert not policy.wanted()  # none of the plans broke the budget: a twin costs 0.2 s and saves nothing
+    assert policy.why_not() == ("not screened: 0 of the last 3 sampled plans broke the budget, and a twin takes 0.2 s "
+                                "against 2 s a built trial (medians)")
+    policy.record(True, twin_s=None, build_s=2.0)  # built unscreened, and it broke the budget: 1 in 4
+    assert policy.wanted()  # 1/4 x (2.0 - 0.2) = 0.45 s saved a plan against 3/4 x 0.2 = 0.15 s spent
+    for _ in range(10):
+        policy.record(False, build_s=2.0)
+    assert not policy.wanted()  # the window forgot it
+    cheap = ScreenPolicy(window=10, first=1)
+    cheap.record(True, twin_s=1.0)
+    cheap.record(False, twin_s=1.0, build_s=1.2)
+    assert not cheap.wanted()  # half the plans break, but a twin costs nearly a whole trial: 0.5 x 0.2 < 0.5 x 1.0
