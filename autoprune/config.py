@@ -55,12 +55,11 @@
       margin: 0.1                   # also re-measure trials within 10 % of the front's costs
     storage: null                   # any Optuna storage URL; default sqlite in the run dir
 
-What each section does is told where it is done: the confirmation pass in
-:mod:`autoprune.study.confirm`, bit-widths below 8 (int8 stand-ins, simulated accuracy) in
-:mod:`autoprune.study.candidate`, the sensitivity analysis and ladder in
-:mod:`autoprune.sensitivity` and :mod:`autoprune.ladder`, sparsity in
-:mod:`autoprune.compress.sparsity`, ``search.mode`` in :mod:`autoprune.study.hybrid`; the
-README's "YAML formats" says it for users.
+What each section does is told where it is done: the confirmation pass in :mod:`autoprune.study.confirm`,
+bit-widths below 8 (int8 stand-ins, simulated accuracy) in :mod:`autoprune.study.candidate`, the
+sensitivity analysis and ladder in :mod:`autoprune.sensitivity` and :mod:`autoprune.ladder`, sparsity in
+:mod:`autoprune.compress.sparsity`, ``search.mode`` in :mod:`autoprune.study.hybrid`, ``search.screen``
+in :mod:`autoprune.study.screen`; the README's "YAML formats" says it for users.
 """
 
 from __future__ import annotations
