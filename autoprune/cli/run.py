@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nPareto front of {front['study']}: {len(front['points'])} point(s) of {front['n_complete']} complete trial(s)")
     columns = list(dict.fromkeys([o["name"] for o in front["objectives"]] + ["accuracy", *metric_names(budget=True)]))
     print_front(front["points"], columns)
+    screened = sum(t.user_attrs.get("screen", {}).get("passed") is False for t in result.study.get_trials(deepcopy=False))
+    if screened:
+        print(f"{screened} plan(s) screened before training: their untrained twin's modelled costs broke a budget or a "
+              "device limit (trials.csv, fail_reason)")
     dense = (front.get("dense") or {}).get("accuracy")
     if dense:
         print(f"dense fp32 accuracy: {dense['value']:.4f} ({dense['source']}: {dense['how']})")

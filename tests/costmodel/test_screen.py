@@ -7,9 +7,12 @@ optimized graphs, a real study on SQLite.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import optuna
 import pytest
+import yaml
 
 from autoprune.config import Constraints, StudyConfig
 from autoprune.costmodel.calibrated import CalibratedProfiler
@@ -163,3 +166,18 @@ def test_the_screen_runs_while_it_pays():
     cheap.record(True, twin_s=1.0)
     cheap.record(False, twin_s=1.0, build_s=1.2)
     assert not cheap.wanted()  # half the plans break, but a twin costs nearly a whole trial: 0.5 x 0.2 < 0.5 x 1.0
+
+
+def test_the_run_command_says_how_many_plans_it_screened(tiny_config, tmp_path):
+    doc = tiny_config.to_dict()
+    doc.update(name="screen-cli", device="cortex-m7")
+    doc["constraints"]["latency_ms"] = 1e-6  # nothing fits: every sampled plan is turned away
+    doc["search"].update(n_trials=4, baselines=["dense-int8"])
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    r = subprocess.run([sys.executable, "-m", "autoprune", "run", str(path), "--out", str(tmp_path / "run"), "--quiet"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert ("3 plan(s) screened before training: their untrained twin's modelled costs broke a budget or a device limit "
+            "(trials.csv, fail_reason)") in r.stdout
+    assert "Pareto front of screen-cli: 0 point(s) of 1 complete trial(s)" in r.stdout  # the baseline, over budget
