@@ -94,7 +94,7 @@ def _budget(study_yaml: Path, share: float) -> tuple[float, float]:
 def _summary(run_dir: Path, name: str) -> dict:
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{run_dir / 'study.db'}")
     trials = [t for t in study.get_trials(deepcopy=False) if t.state in (PRUNED, COMPLETE)]
-    screened = [t for t in trials if t.state == PRUNED and t.user_attrs.get("fail_reason", "").startswith("screened")]
+    screened = [t for t in trials if t.state == PRUNED and t.user_attrs.get("screen", {}).get("passed") is False]
     built = [t for t in trials if t.state == COMPLETE]
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds() / 60.0
     front = json.loads((run_dir / "front.json").read_text())
@@ -148,7 +148,8 @@ def main() -> None:
     from autoprune.pareto import hypervolume, reference_point, to_minimization
 
     lines = [f"the screen on a latency-budgeted quickstart ({args.n_trials} trials a run, seed 0; budget {args.budget_share:g} x "
-             "the dense int8 plan's latency on the device; every latency modelled: exact and repeatable, no timing floor)"]
+             "the dense int8 plan's latency on the device; every latency modelled: exact and repeatable, no timing floor; "
+             "wall times and trial seconds measured, wall clock)"]
     doc: dict = {"n_trials": args.n_trials, "budget_share": args.budget_share, "devices": {}}
     with tempfile.TemporaryDirectory(prefix="autoprune-screen-bench-") as tmpdir:
         tmp = Path(tmpdir)

@@ -22,6 +22,8 @@ __all__ = ["Objective", "CANDIDATE_ERRORS", "constraint_values", "infeasible_rea
 
 # Failures of one candidate: the trial fails with the reason, the study goes on.
 CANDIDATE_ERRORS = (CandidateError, ProfilerError)
+# The budgets a screen holds a forecast to (latency, energy): a built trial that breaks one would have been turned away.
+_SCREENED_BUDGETS = frozenset(metric_names(is_timing=True, budget=True))
 
 
 def constraint_values(constraints: Constraints, values: dict[str, float], dense_accuracy: float | None) -> dict[str, float]:
@@ -105,10 +107,12 @@ class Objective:
         # a baseline is measured whatever it breaks: the user asked for it as a reference
         sampled = "baseline" not in trial.user_attrs
         try:
-            wanted = self.screens and sampled and self.policy.wanted()
-            if self.screens and sampled and not wanted:
-                trial.set_user_attr("screen", {"skipped": self.policy.why_not()})
-            screening = screen(self.ctx, plan, self.profiler) if wanted else None
+            screening = None
+            if self.screens and sampled:
+                if self.policy.wanted():
+                    screening = screen(self.ctx, plan, self.profiler)
+                else:
+                    trial.set_user_attr("screen", {"skipped": self.policy.why_not()})
             if screening is not None and screening.reason:
                 self.policy.record(True, twin_s=screening.seconds)
                 self._turn_away(trial, plan, screening)
@@ -138,8 +142,7 @@ class Objective:
         if reason:
             trial.set_user_attr("infeasible_reason", reason)
         if self.screens and sampled:
-            costs = set(metric_names(is_timing=True, budget=True))
-            broke = (any(v > 0 for k, v in constraints.items() if k in costs)
+            broke = (any(v > 0 for k, v in constraints.items() if k in _SCREENED_BUDGETS)
                      or any(limit.excess > 0 for limit in result.measurement.limits))
             self.policy.record(broke, twin_s=screening.seconds if screening else None, build_s=build_s)
         missing = [o for o in self.ctx.config.objectives if o not in result.metrics]
