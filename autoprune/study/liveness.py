@@ -13,7 +13,11 @@
   clock, so machines sharing a journal need clocks within the grace period of each other.
 * **Given up.** A trial this worker stops running (Ctrl-C, the storage gone mid-trial) is
   failed with the reason in its ``fail_reason`` and queued again with the same parameters
-  (:class:`TrialWatch`), so rerunning the command resumes with nothing lost.
+  (:class:`TrialWatch`), so rerunning the command resumes with nothing lost. That includes a
+  trial the storage went away *while Optuna was asking for it*: created (or taken from the
+  queue) RUNNING, but cut off before its first beat, so no worker would ever find it stale and
+  the study would wait on it forever. Both storages remember the last trial each thread set
+  RUNNING (:class:`StartedTrials`), which is how the watch knows it.
 
 A beat that cannot be written (the storage briefly away) is skipped: missing beats is what the
 grace period is for.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import copy
 import os
 import socket
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -37,7 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .storage import unreachable
 
-__all__ = ["JournalHeartbeatStorage", "RDBHeartbeatStorage", "TrialWatch", "retry_stale", "BEAT_ATTR", "INTERRUPTED"]
+__all__ = ["JournalHeartbeatStorage", "RDBHeartbeatStorage", "StartedTrials", "TrialWatch", "retry_stale", "BEAT_ATTR", "INTERRUPTED"]
 
 BEAT_ATTR = "autoprune:heartbeat"
 INTERRUPTED = "interrupted (SIGINT/Ctrl-C) before it finished; queued again with the same parameters"
@@ -81,7 +86,51 @@ def _stale(trial: FrozenTrial, now: float, grace_s: float) -> bool:
     return now - float(beat["at"]) > grace_s or _gone(beat)
 
 
-class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
+class StartedTrials:
+    """A storage mixin: remembers, per thread, the last trial that thread set RUNNING.
+
+    Optuna's ``ask`` creates a RUNNING trial (or takes a WAITING one) and then reads it and
+    samples before the trial's heartbeat starts; a storage error in between leaves a RUNNING
+    trial that never beats. Kept in a dict by thread id (a storage is shared by a worker's
+    threads, and must stay picklable).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._started: dict[int, int] = {}
+        super().__init__(*args, **kwargs)
+
+    def _note(self, trial_id: int, template_trial: FrozenTrial | None) -> None:
+        if template_trial is None or template_trial.state == TrialState.RUNNING:
+            self._started[threading.get_ident()] = trial_id
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        self._note(trial_id, template_trial)
+        return trial_id
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        taken = super().set_trial_state_values(trial_id, state, values)
+        if taken and state == TrialState.RUNNING:
+            self._started[threading.get_ident()] = trial_id  # a queued trial this thread took
+        return taken
+
+    def started(self) -> int | None:
+        """The trial this thread last set RUNNING, until :meth:`forget_started`."""
+        return self._started.get(threading.get_ident())
+
+    def forget_started(self) -> None:
+        self._started.pop(threading.get_ident(), None)
+
+
+def _started_on(storage: Any) -> StartedTrials | None:
+    """``storage``'s :class:`StartedTrials` record, looking through Optuna's cache (``_CachedStorage._backend``)."""
+    for it in (storage, getattr(storage, "_backend", None)):
+        if isinstance(it, StartedTrials):
+            return it
+    return None
+
+
+class JournalHeartbeatStorage(StartedTrials, JournalStorage, BaseHeartbeat):
     """Optuna's journal storage with Optuna's heartbeat protocol, beats kept in trial system attrs.
 
     Args:
@@ -120,8 +169,13 @@ class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
         return self.stale_trial_callback
 
 
-class RDBHeartbeatStorage(RDBStorage):
+class RDBHeartbeatStorage(StartedTrials, RDBStorage):
     """Optuna's RDB storage whose beats skip a moment without the server instead of ending the beating thread."""
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        trial = super()._create_new_trial(study_id, template_trial)  # what Optuna's cache in front of it calls
+        self._note(trial._trial_id, template_trial)
+        return trial
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
@@ -175,19 +229,26 @@ class TrialWatch:
             self.cut_short = unreachable(e)
             raise
 
-    def ended(self) -> None:
+    def ended(self, study: optuna.Study) -> None:
         """The trial ended normally (Optuna told its state): nothing to give up."""
         self.trial_id = None
+        if (record := _started_on(study._storage)) is not None:
+            record.forget_started()
 
     def give_up(self, study: optuna.Study, reason: str) -> int | None:
         """Fail the trial this worker was running (if it still runs) and queue it again; its number, or None.
 
-        A trial that ended on its own (complete, pruned, a candidate's failure) is left as it
-        is, and so is one another worker already failed as stale (that worker retried it).
+        The trial is the one the objective was called with or, where the storage went away
+        while Optuna was asking for a trial (before the objective and before any beat), the one
+        this thread last set RUNNING. A trial that ended on its own (complete, pruned, a
+        candidate's failure) is left as it is, and so is one another worker already failed as
+        stale (that worker retried it).
         """
-        if self.trial_id is None:
+        record = _started_on(study._storage)
+        tid = self.trial_id if self.trial_id is not None else record.started() if record is not None else None
+        if tid is None:
             return None
-        tid = self.trial_id  # kept until the trial is settled: a storage error here leaves it for the next call
+        # kept until the trial is settled: a storage error here leaves it for the next call
         storage = study._storage  # Optuna's stale-trial handling works on the storage the same way
         trial = storage.get_trial(tid)
         settled: int | None = None
@@ -203,4 +264,6 @@ class TrialWatch:
         if settled is not None:
             self.retry(study, copy.deepcopy(storage.get_trial(tid)))
         self.trial_id = None
+        if record is not None:
+            record.forget_started()
         return settled

@@ -143,7 +143,7 @@ def _search(study: optuna.Study, watch: TrialWatch, budget: TrialBudget, books: 
             waiting = False
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - t0))
             study.optimize(watch, n_trials=1, timeout=left, catch=CANDIDATE_ERRORS, callbacks=[books])
-            watch.ended()
+            watch.ended(study)
         return next_step
 
     while timeout is None or time.monotonic() - t0 < timeout:

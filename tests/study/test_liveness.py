@@ -116,6 +116,41 @@ def test_a_trial_whose_tell_never_reached_the_storage_is_failed_here():
     assert retry.state == WAITING and retry.params == first.params and retry.system_attrs["retry_history"] == [0]
 
 
+class _StorageGoneWhileAsking(optuna.samplers.RandomSampler):
+    """A sampler whose ``before_trial`` meets the storage gone: the moment in ``ask`` after the trial is RUNNING, before it beats."""
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        raise ConnectionError("the storage went away")
+
+
+@pytest.mark.parametrize("db", ["redis_db", "postgres_db"])
+def test_a_trial_cut_off_while_optuna_asked_for_it_is_failed_and_queued_again(db, request):
+    """Such a trial never beats, so no worker would find it stale: the study would wait on it for ever."""
+    _quiet()
+    storage = open_storage(request.getfixturevalue(db), heartbeat_s=1)
+    study = optuna.create_study(storage=storage, sampler=_StorageGoneWhileAsking())
+    watch = TrialWatch(lambda t: t.suggest_float("x", 0.0, 1.0), retry_stale(3))
+    for _ in range(2):  # a new trial, then its retry taken from the queue
+        with pytest.raises(ConnectionError):
+            study.optimize(watch, n_trials=1)
+        [orphan] = study.get_trials(deepcopy=False, states=(RUNNING,))
+        assert BEAT_ATTR not in orphan.system_attrs
+        if db == "postgres_db":
+            assert orphan._trial_id not in storage._get_stale_trial_ids(study._study_id)  # never stale
+        assert watch.give_up(study, "the storage stopped answering") == orphan.number
+        assert study.get_trials(deepcopy=False)[orphan.number].user_attrs["fail_reason"] == "the storage stopped answering"
+        assert watch.give_up(study, "the storage stopped answering") is None  # given up once
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [FAIL, FAIL, WAITING] and not trials[0].params  # it had drawn nothing
+    assert trials[2].system_attrs["retry_history"] == [0, 1] and len(counted(trials)) == 1
+
+    study.sampler = optuna.samplers.RandomSampler()  # the storage is back
+    study.optimize(watch, n_trials=1)
+    watch.ended(study)
+    assert watch.give_up(study, "the storage stopped answering") is None  # a trial that ended is not given up
+    assert [t.state for t in counted(study.get_trials(deepcopy=False))] == [optuna.trial.TrialState.COMPLETE]
+
+
 def test_a_trial_that_failed_on_its_own_is_not_queued_again():
     _quiet()
     study = optuna.create_study()

@@ -114,15 +114,28 @@ def _wait_for_trials(url: str, name: str, n_complete: int) -> None:
     pytest.fail(f"the worker never completed {n_complete} trials")
 
 
+def _stderr_lines(worker: subprocess.Popen) -> tuple[list[str], threading.Thread]:
+    """The worker's stderr, read line by line as it comes (by a thread) into the returned list."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(worker.stderr.readline, "")), daemon=True)
+    reader.start()
+    return lines, reader
+
+
 def test_a_brief_outage_is_retried_and_the_study_ends_complete(tmp_path, proxied, tiny):
     direct, through, proxy = proxied
     study = write_study(tmp_path, tiny, "blip", 12)
     worker = _run(study, through, tmp_path / "run")
+    lines, reader = _stderr_lines(worker)
     _wait_for_trials(direct, "blip", 3)
     proxy.cut()
-    time.sleep(2.0)  # within the retries' 7.5 s
-    proxy.restore()
-    _, err = worker.communicate(timeout=240)
+    deadline = time.monotonic() + 120  # the cut lasts until the search meets it, however slow the host
+    while not any("unreachable (the search" in line for line in lines) and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proxy.restore()  # the retries wait 0.5 + 1 + 2 + 4 s: the storage is back within them
+    worker.wait(timeout=240)
+    reader.join(timeout=10)
+    err = "".join(lines)
 
     assert worker.returncode == 0, err
     assert "unreachable (the search" in err and "retrying in 0.5 s" in err and "s3cret" not in err
