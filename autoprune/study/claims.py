@@ -128,7 +128,14 @@ class Claims:
                 self._set(current, "done", True)
                 return True
             rec = self.attrs(current) or {}
-            while not rec.get("done") and time.time() - float(rec.get("beat", 0.0)) < self.stale_s:
+            # A claim is created, then its owner and first beat are written: one seen in between has
+            # no beat yet, and is as fresh as the moment it was first seen (an abandoned one beat 0.0).
+            first_seen = time.time()
+
+            def last_beat(rec: dict[str, Any]) -> float:
+                return float(rec.get("beat", first_seen))
+
+            while not rec.get("done") and time.time() - last_beat(rec) < self.stale_s:
                 if not waited:
                     log(f"{what}: run by worker {rec.get('owner')}; waiting for it")
                     waited = True
@@ -136,6 +143,6 @@ class Claims:
                 rec = self.attrs(current) or {}
             if rec.get("done"):
                 return False
-            gone = "gave it up" if float(rec.get("beat", 0.0)) == 0.0 else f"stopped beating {self.stale_s:g} s ago"
+            gone = "gave it up" if last_beat(rec) == 0.0 else f"stopped beating {self.stale_s:g} s ago"
             log(f"{what}: worker {rec.get('owner')} {gone}; taking over")
             gen += 1

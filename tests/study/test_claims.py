@@ -57,3 +57,28 @@ def test_a_dead_owner_is_taken_over_and_a_live_one_is_waited_for(url):
     assert not waiter.once("confirm", lambda: ran.append("waiter"), log.append, "confirming")  # it beats: wait, never redo
     t.join()
     assert ran == ["taker", "slow"]
+
+
+def test_a_claim_seen_before_its_owner_wrote_its_first_beat_is_waited_for(url):
+    """Creating the claim and writing its beat are two storage calls: a worker looking in between must not take over."""
+    import optuna
+
+    storage = open_storage(url)
+    sid = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s::confirm")  # claimed; no beat yet
+    log: list[str] = []
+    ran: list[str] = []
+    waiter = Claims(open_storage(url), "s", "waiter", stale_s=5.0, poll_s=0.05)
+    t = threading.Thread(target=lambda: ran.append(waiter.once("confirm", lambda: ran.append("redone"), log.append, "confirming")))
+    t.start()
+    time.sleep(0.5)
+    storage.set_study_system_attr(sid, "owner", "slow")
+    storage.set_study_system_attr(sid, "beat", time.time())
+    time.sleep(0.2)
+    storage.set_study_system_attr(sid, "done", True)
+    t.join()
+    assert ran == [False] and not any("taking over" in m for m in log)
+
+    dead = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s::prepare")  # its owner died before beating
+    taker = Claims(open_storage(url), "s", "taker", stale_s=0.4, poll_s=0.05)
+    assert dead is not None and taker.once("prepare", lambda: ran.append("taker"), log.append, "preparing")
+    assert ran == [False, "taker"] and any("stopped beating 0.4 s ago; taking over" in m for m in log)
