@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import positive_number, whole_number
+
 __all__ = ["register"]
 
 
@@ -20,33 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--trial", type=int, help="trial number")
     which.add_argument("--pick", help="e.g. \"max accuracy where latency_ms <= 0.5\"")
     p.add_argument("--out", help="output directory (default: RUN_DIR/export/trial-N)")
-    p.add_argument("--finetune", type=_epochs, metavar="EPOCHS",
+    p.add_argument("--finetune", type=whole_number("epochs"), metavar="EPOCHS",
                    help="recover the pruned model for EPOCHS passes over the training data (AdamW, cosine decay) before "
                         "exporting it; deterministic, and recorded in plan.yaml so that `autoprune apply` rebuilds it")
     p.add_argument("--distill", action="store_true", help="with --finetune: distil from the dense model as well as the labels")
-    p.add_argument("--lr", type=_positive_float, help="with --finetune: peak learning rate (default: the study's build.finetune_lr)")
+    p.add_argument("--lr", type=positive_number(), help="with --finetune: peak learning rate (default: the study's build.finetune_lr)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
 
-def _epochs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of epochs >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of epochs >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from ._args import positive_number, whole_number
+
 __all__ = ["register", "run", "format_measurement"]
 
 
@@ -21,32 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "in this process (kind: local) or on the device's agent (kind: agent).")
     p.add_argument("model", help="the .onnx file")
     p.add_argument("--device", required=True, help="device profile: a YAML path or a name in device_profiles/")
-    p.add_argument("--rounds", type=_positive_int, default=1,
+    p.add_argument("--rounds", type=whole_number(), default=1,
                    help="measure N times and report the trimmed mean of the round medians, as a study's confirmation pass (default 1)")
-    p.add_argument("--window", type=_positive_float, default=None,
+    p.add_argument("--window", type=positive_number("seconds"), default=None,
                    help="seconds timed per round (default: the device profile's min_duration_s)")
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     p.set_defaults(func=run)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
-    return value
 
 
 def rounds_summary(rounds: list) -> dict:

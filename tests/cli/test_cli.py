@@ -55,6 +55,20 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, tiny, changes, m
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["profile", "m.onnx", "--device", "local-cpu", "--rounds", "0"], "argument --rounds: must be a whole number >= 1, got '0'"),
+        (["profile", "m.onnx", "--device", "local-cpu", "--window", "inf"], "argument --window: must be a number of seconds > 0, got 'inf'"),
+        (["export", "run", "--trial", "1", "--finetune", "1.5"], "argument --finetune: must be a whole number of epochs >= 1, got '1.5'"),
+        (["export", "run", "--trial", "1", "--lr", "-1"], "argument --lr: must be a number > 0, got '-1'"),
+    ],
+)
+def test_a_bad_flag_value_is_one_line_naming_the_flag(tmp_path, args, message):
+    r = autoprune(*args, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == f"autoprune {args[0]}: error: {message}"
+
+
 def test_missing_and_malformed_files(tmp_path):
     r = autoprune("run", tmp_path / "absent.yaml")
     assert r.returncode == 2 and "absent.yaml: study config not found" in r.stderr
