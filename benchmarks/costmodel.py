@@ -98,6 +98,13 @@ def _kendall(pred: list[float], meas: list[float]) -> float:
     return float(kendalltau(pred, meas).statistic)
 
 
+def _mean_interval(values: list[float], draws: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of the mean of ``values`` (the models resampled): how precisely a mean over this few is known."""
+    v = np.asarray(values, float)
+    means = np.random.default_rng(seed).choice(v, size=(draws, len(v)), replace=True).mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 PAIR_BUCKETS = (0.0, 0.02, 0.05, 0.10, float("inf"))  # how far apart two plans of one model measure
 
 
@@ -253,8 +260,10 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
                 floor[fam] = _kendall([f(rounds[n][0::2]) for n in names], [f(rounds[n][1::2]) for n in names])
         lines.append("  Kendall tau, predicted vs measured over the plans of one model (noise floor: odd vs even rounds): "
                      + ", ".join(f"{fam} {t:.2f} ({floor[fam]:.2f})" for fam, t in taus.items())
-                     + f"; mean {statistics.fmean(taus.values()):.2f} ({statistics.fmean(floor.values()):.2f})")
+                     + f"; mean {statistics.fmean(taus.values()):.2f} ({statistics.fmean(floor.values()):.2f}), "
+                     "95 % bootstrap interval over the models %.2f-%.2f" % _mean_interval(list(taus.values())))
         doc.setdefault("kendall_tau", {})[stat] = taus
+        doc.setdefault("kendall_tau_interval", {})[stat] = _mean_interval(list(taus.values()))
         halves = ({n: f(rounds[n][0::2]) for n in heldout}, {n: f(rounds[n][1::2]) for n in heldout})
         pairs = _pair_concordance(heldout, predicted, meas, halves)
         lines.append("  the same pairs (plans of one model) by how far apart they measure: share ordered as measured (odd vs even "
