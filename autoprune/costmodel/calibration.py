@@ -37,7 +37,8 @@ from .kernels import BLOCKS, FEATURES, Blocks, Kernel, family, featurize
 __all__ = ["Calibration", "Prediction", "CalibrationError", "fit", "load_calibration", "errors", "FORMAT", "VERSION"]
 
 FORMAT = "autoprune-calibration"
-VERSION = 4  # 4: a blocked-layout convolution reading an NCHW input is a kind of its own, weights read per run;
+VERSION = 5  # 5: the padded output lanes of a partial block (kernels.FEATURES' pad_out_mmacs);
+# 4: a blocked-layout convolution reading an NCHW input is a kind of its own, weights read per run;
 # 3: activations read and written apart, grouped convolutions per group, the device's blocks chosen;
 # 2: the partial-block and output-position features (kernels.FEATURES). Older versions are refused
 RIDGE = 1e-6  # a whisper of L2 on the scaled coefficients, so kinds that always appear together split stably

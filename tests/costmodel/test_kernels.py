@@ -55,6 +55,7 @@ def test_work_in_partial_vector_blocks_is_its_own_feature(artifacts, bits):
     assert len(dense) == 1, [k.key for k in kernels]
     assert tail(dense[0], "tail_out_mmacs") == pytest.approx(FC_MMACS) and tail(dense[0], "tail_out") == 1.0
     assert tail(dense[0], "tail_in_mmacs") == 0 and tail(dense[0], "tail_in") == 0  # 32 inputs: whole blocks of 4
+    assert tail(convs[0], "pad_out_mmacs") == 0 and tail(dense[0], "pad_out_mmacs") == pytest.approx(FC_MMACS * 6 / 10)  # 16 - 10 lanes
 
 
 def test_int8_convolution_runs_as_a_qlinear_kernel(artifacts):
@@ -170,6 +171,13 @@ def test_partial_blocks_are_read_again_at_a_devices_blocks(artifacts):
     assert featurize(gemm, BLOCKS) == gemm.features  # as read
     at8 = dict(zip(names, featurize(gemm, {"fp32": (8, 4), "int8": (16, 4)})))
     assert at8["tail_out_mmacs"] == pytest.approx(FC_MMACS * 2 / 10) and at8["tail_out"] == 1.0  # 10 = 8 + a partial 2
-    assert {n: v for n, v in at8.items() if not n.startswith("tail")} == {n: v for n, v in zip(names, gemm.features) if not n.startswith("tail")}
+    # the padding: 6 lanes of the partial block at 16 wide, 6 at 8 wide (10 = 8 + 2), each a tenth of the MACs
+    assert gemm.features[names.index("pad_out_mmacs")] == pytest.approx(FC_MMACS * 6 / 10)
+    assert at8["pad_out_mmacs"] == pytest.approx(FC_MMACS * 6 / 10)
+    at32 = dict(zip(names, featurize(gemm, {"fp32": (32, 4), "int8": (16, 4)})))
+    assert at32["pad_out_mmacs"] == pytest.approx(FC_MMACS * 22 / 10)
+    blocked = ("tail", "pad")
+    assert ({n: v for n, v in at8.items() if not n.startswith(blocked)}
+            == {n: v for n, v in zip(names, gemm.features) if not n.startswith(blocked)})
     conv = next(k for k in kernels if _op(k.key)[1] == "kxk")
     assert featurize(conv, {"fp32": (8, 4), "int8": (8, 4)}) == conv.features  # 32 channels: whole blocks at 8 and 16
