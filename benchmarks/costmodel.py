@@ -261,7 +261,7 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
         lines.append("  Kendall tau, predicted vs measured over the plans of one model (noise floor: odd vs even rounds): "
                      + ", ".join(f"{fam} {t:.2f} ({floor[fam]:.2f})" for fam, t in taus.items())
                      + f"; mean {statistics.fmean(taus.values()):.2f} ({statistics.fmean(floor.values()):.2f}), "
-                     "95 % bootstrap interval over the models %.2f-%.2f" % _mean_interval(list(taus.values())))
+                     + "95 %% bootstrap interval over the models %.2f-%.2f" % _mean_interval(list(taus.values())))
         doc.setdefault("kendall_tau", {})[stat] = taus
         doc.setdefault("kendall_tau_interval", {})[stat] = _mean_interval(list(taus.values()))
         halves = ({n: f(rounds[n][0::2]) for n in heldout}, {n: f(rounds[n][1::2]) for n in heldout})
