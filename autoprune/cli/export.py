@@ -31,8 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-
-
 def run(args: argparse.Namespace) -> int:
     from ..exceptions import ConfigError
 

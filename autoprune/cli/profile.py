@@ -31,8 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-
-
 def rounds_summary(rounds: list) -> dict:
     """The rounds' latency as a confirmation pass reports it: ``{latency_ms: Metric dict, round_medians_ms}``."""
     from ..profile.rounds import round_latency

@@ -248,7 +248,7 @@ class TrialWatch:
         tid = self.trial_id if self.trial_id is not None else record.started() if record is not None else None
         if tid is None:
             return None
-        # kept until the trial is settled: a storage error here leaves it for the next call
+        # both are kept until the trial is settled: a storage error below leaves them for the next call
         storage = study._storage  # Optuna's stale-trial handling works on the storage the same way
         trial = storage.get_trial(tid)
         settled: int | None = None
