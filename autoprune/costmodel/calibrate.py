@@ -68,16 +68,18 @@ def graph_level(device: DeviceProfile) -> str:
 
 
 def device_facts(device: DeviceProfile) -> dict[str, Any]:
-    """What a calibration must match to be used: the profile and its settings, and this CPU and runtime for a local one."""
+    """What a calibration must match to be used: the profile and its settings, and this CPU (model and vector
+    extension) and runtime for a local one."""
     s = device.profiler
     facts: dict[str, Any] = {"name": device.name, "profiler": s.kind, "threads": s.threads,
                              "execution_provider": s.execution_provider, "batch_size": s.batch_size}
     if s.kind == "local":
         import onnxruntime
 
-        from ..profile.local import host_info
+        from ..profile.local import host_info, vector_isa
 
-        facts.update(cpu=str(host_info()["cpu"]), onnxruntime=onnxruntime.__version__)
+        # the model string alone does not tell a VM's CPUs apart ("AMD EPYC" with AVX2 or AVX-512)
+        facts.update(cpu=str(host_info()["cpu"]), vector_isa=vector_isa(), onnxruntime=onnxruntime.__version__)
     return facts
 
 

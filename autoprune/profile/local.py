@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import resource
+from pathlib import Path
 
 from ..device import DeviceProfile
 from ..exceptions import ProfilerError
@@ -13,7 +14,7 @@ from ..metrics import Metric
 from .base import Measurement, Profiler, estimate_energy
 from .timing import make_inputs, make_session, runtime_info
 
-__all__ = ["LocalProfiler", "host_info"]
+__all__ = ["LocalProfiler", "host_info", "vector_isa"]
 
 _NO_METER = "none (estimated from device profile power)"
 
@@ -29,6 +30,30 @@ def host_info() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), **runtime_info()}
+
+
+def vector_isa(cpuinfo: str | None = None) -> str:
+    """The widest SIMD extension this CPU has that onnxruntime's kernels block by: ``avx512``, ``avx2``,
+    ``avx``, ``neon`` or ``sse`` (from ``/proc/cpuinfo``, or ``cpuinfo``), else the machine name.
+
+    A VM's CPU model string can be the same for CPUs with different vector widths ("AMD EPYC"),
+    and onnxruntime lays fp32 convolutions out in blocks of that width: a cost model fitted on one
+    mispredicts the other, so a calibration records it (``costmodel.calibrate.device_facts``).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    for isa, marks in (("avx512", {"avx512f"}), ("avx2", {"avx2"}), ("avx", {"avx"}), ("neon", {"asimd", "neon"}), ("sse", {"sse2"})):
+        if flags & marks:
+            return isa
+    return platform.machine() or "unknown"
 
 
 class LocalProfiler(Profiler):

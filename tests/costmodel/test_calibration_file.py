@@ -12,7 +12,7 @@ from autoprune.costmodel.calibration import FORMAT, VERSION, Calibration, Calibr
 from autoprune.costmodel.kernels import FEATURES, Kernel
 
 DEVICE = {"name": "synthetic-cpu", "profiler": "local", "threads": 1, "execution_provider": "CPUExecutionProvider",
-          "batch_size": 1, "cpu": "Synthetic CPU", "onnxruntime": "0.0.0"}
+          "batch_size": 1, "cpu": "Synthetic CPU", "vector_isa": "avx2", "onnxruntime": "0.0.0"}
 # A SYNTHETIC device: per kind, ms per launch, per MMAC, per MB of activations read, per MMAC in partial
 # vector blocks (output, reduction), per partial block, per thousand output positions, per MB written and
 # per MB of weights; 0.02 ms per run overhead.
@@ -117,7 +117,8 @@ def test_a_malformed_field_is_refused(tmp_path, fitted):
         load_calibration(path)
 
 
-@pytest.mark.parametrize("key, value", [("cpu", "Another CPU"), ("threads", 4), ("onnxruntime", "9.9.9"), ("name", "rpi4")])
+@pytest.mark.parametrize("key, value", [("cpu", "Another CPU"), ("vector_isa", "avx512"), ("threads", 4), ("onnxruntime", "9.9.9"),
+                                        ("name", "rpi4")])
 def test_a_file_of_another_device_is_refused(tmp_path, fitted, key, value):
     path = tmp_path / "cal.json"
     fitted.save(path)
@@ -170,3 +171,17 @@ def test_malformed_blocks_are_refused(tmp_path, fitted):
     path = _write(tmp_path, fitted, blocks={"fp32": [0, 4], "int8": [16, 4]})
     with pytest.raises(CalibrationError, match=f"^{path}: malformed calibration: .*blocks must give positive"):
         load_calibration(path)
+
+
+@pytest.mark.parametrize("cpuinfo, isa", [
+    ("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n", "avx2"),
+    ("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 avx512f avx512bw\n", "avx512"),
+    ("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32\n", "neon"),
+    ("flags\t\t: fpu sse sse2\n", "sse"),
+])
+def test_a_calibration_records_the_cpus_vector_extension(cpuinfo, isa):
+    """Two VMs both named "AMD EPYC" block fp32 convolutions by different widths (AVX2, AVX-512): the model name cannot tell them apart."""
+    from autoprune.profile.local import vector_isa
+
+    assert vector_isa(cpuinfo) == isa
+    assert vector_isa("") == vector_isa("no flags here")  # no flags: the machine name, whatever this host is
