@@ -52,16 +52,13 @@ def test_an_exported_plan_alone_says_how_to_rebuild_it(front):
         assert autoprune.build(model, plan, task.train_data(), x).sha256 == sha  # (X, y) in place of the task
 
 
-def test_the_settings_object_is_what_builds(front):
+def test_the_settings_object_is_what_builds(tiny_run, tmp_path):
     """A pruned trial built with other settings gives other bytes: nothing is fixed behind the settings."""
-    pruned = []
-    for sha, path in front:
-        plan = autoprune.Plan.load(path)
-        if any(lp.ratio for lp in plan.layers.values()):
-            pruned.append((sha, plan))
-    if not pruned:
-        pytest.skip("the tiny study's front has no pruned trial")
-    sha, plan = pruned[0]
+    # the uniform-0.5 baseline: pruned, and in every study whatever its front (which timings decide)
+    [trial] = [t for t in tiny_run.study.trials if t.user_attrs.get("baseline") == "uniform-0.5"]
+    r = export_trial(tiny_run.out_dir, tmp_path / "uniform", trial=trial.number)
+    sha, plan = trial.user_attrs["sha256"], autoprune.Plan.load(r.out_dir / "plan.yaml")
+    assert any(lp.ratio for lp in plan.layers.values())
     config, task, model, x = _task_of(plan)
     other = dataclasses.replace(config.build, bn_batches=config.build.bn_batches + 1)
     assert autoprune.build(model, plan, task, x, other).sha256 != sha
