@@ -308,15 +308,16 @@ def main() -> int:
     lines.append(f"load average after: {os.getloadavg()[0]:.2f}")
     text = "\n".join(lines) + "\n"
     print(text)
-    Path(args.results + ".txt").write_text(text)
-    Path(args.results + ".json").write_text(json.dumps(doc, indent=1, default=str))
+    atomic_write_text(Path(args.results + ".txt"), text)
+    atomic_write_text(Path(args.results + ".json"), json.dumps(doc, indent=1, default=str))
     return 0
 
 
 def _cpu() -> str:
     from autoprune.profile.local import host_info
 
-    return str(host_info()["cpu"])
+    host = host_info()
+    return f"{host['cpu']}, {host['vector_isa']}"
 
 
 if __name__ == "__main__":

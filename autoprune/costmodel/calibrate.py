@@ -76,10 +76,11 @@ def device_facts(device: DeviceProfile) -> dict[str, Any]:
     if s.kind == "local":
         import onnxruntime
 
-        from ..profile.local import host_info, vector_isa
+        from ..profile.local import host_info
 
         # the model string alone does not tell a VM's CPUs apart ("AMD EPYC" with AVX2 or AVX-512)
-        facts.update(cpu=str(host_info()["cpu"]), vector_isa=vector_isa(), onnxruntime=onnxruntime.__version__)
+        host = host_info()
+        facts.update(cpu=str(host["cpu"]), vector_isa=host["vector_isa"], onnxruntime=onnxruntime.__version__)
     return facts
 
 

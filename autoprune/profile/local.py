@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import resource
@@ -19,17 +20,23 @@ __all__ = ["LocalProfiler", "host_info", "vector_isa"]
 _NO_METER = "none (estimated from device profile power)"
 
 
-def host_info() -> dict:
-    cpu = platform.processor() or platform.machine()
+@functools.cache
+def _cpuinfo() -> str:
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), **runtime_info()}
+        return ""
+
+
+def host_info() -> dict:
+    """This machine as a local measurement records it: CPU model and vector extension, cores, OS, runtime."""
+    cpu = platform.processor() or platform.machine()
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {"cpu": cpu, "vector_isa": vector_isa(), "cores": os.cpu_count(), "platform": platform.platform(),
+            **runtime_info()}
 
 
 def vector_isa(cpuinfo: str | None = None) -> str:
@@ -41,10 +48,7 @@ def vector_isa(cpuinfo: str | None = None) -> str:
     mispredicts the other, so a calibration records it (``costmodel.calibrate.device_facts``).
     """
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
+        cpuinfo = _cpuinfo()
     flags: set[str] = set()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")

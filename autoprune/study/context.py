@@ -26,14 +26,16 @@ from ..exceptions import ConfigError
 from ..samplers import SAMPLERS
 from ..space import SearchSpace, discover
 
-__all__ = ["StudyContext", "versions", "model_fingerprint", "cpu_model"]
+__all__ = ["StudyContext", "versions", "model_fingerprint", "cpu_facts"]
 
 
-def cpu_model() -> str:
-    """This machine's CPU model name (as the local profiler records it)."""
+def cpu_facts() -> dict[str, str]:
+    """This machine's CPU as the local profiler records it: model name and vector extension (a VM's model
+    name can be the same for CPUs of different vector widths, which time onnxruntime's kernels differently)."""
     from ..profile.local import host_info
 
-    return str(host_info()["cpu"])
+    host = host_info()
+    return {"cpu": str(host["cpu"]), "vector_isa": str(host["vector_isa"])}
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -112,5 +114,5 @@ class StudyContext:
             "build_threads": self.build_threads if self.build_threads is not None else torch.get_num_threads(),
             "space": self.space.summary(),
             "versions": versions(),
-            "worker": {"cpu": cpu_model()},  # a joining worker with a local profiler must match it
+            "worker": cpu_facts(),  # a joining worker with a local profiler must match it
         }

@@ -31,7 +31,7 @@ from ..costmodel.calibrated import load_device_calibration
 from ..device import load_device_profile
 from .claims import Claims
 from .confirm import confirm_front, needs_confirmation
-from .context import StudyContext, cpu_model, model_fingerprint
+from .context import StudyContext, cpu_facts, model_fingerprint
 from .heldout import dense_artifact, record_dense_test_accuracy
 from .liveness import INTERRUPTED, TrialWatch, retry_stale
 from .objective import CANDIDATE_ERRORS, Objective
@@ -288,5 +288,5 @@ def _check_joining(study: optuna.Study, ctx: StudyContext, fingerprint: str) -> 
     attrs = study.user_attrs
     if not attrs.get("config"):
         return  # a new study: this worker's facts become the study's
-    cpu = cpu_model() if ctx.device.profiler.kind == "local" else None
+    cpu = cpu_facts() if ctx.device.profiler.kind == "local" else None
     check_joining(attrs, fingerprint, ctx.device.to_dict(), cpu, str(ctx.config.path))

@@ -90,14 +90,16 @@ class TrialBudget:
         return guarded
 
 
-def check_joining(stored: dict[str, Any], fingerprint: str, device: dict[str, Any], cpu: str | None, where: str) -> None:
+def check_joining(stored: dict[str, Any], fingerprint: str, device: dict[str, Any], cpu: dict[str, str] | None,
+                  where: str) -> None:
     """Refuse a worker whose base model, device profile or CPU differs from the study's.
 
     Args:
         stored: The study's user attrs.
         fingerprint: This worker's base model fingerprint.
         device: This worker's device profile (``DeviceProfile.to_dict()``).
-        cpu: This machine's CPU model if the profiler times here (``local``), else None.
+        cpu: This machine's CPU (``context.cpu_facts()``: model name and vector extension) if the profiler
+            times here (``local``), else None. A fact the study did not record (an older study) is not compared.
         where: The study YAML, for the message.
 
     Raises:
@@ -114,10 +116,12 @@ def check_joining(stored: dict[str, Any], fingerprint: str, device: dict[str, An
     if study_device and study_device != mine:
         keys = sorted(k for k in set(mine) | set(study_device) if mine.get(k) != study_device.get(k))
         raise StudyMismatchError(f"{where}: this worker's device profile {device.get('name')!r} differs from the study's in {', '.join(keys)}")
-    study_cpu = (stored.get("worker") or {}).get("cpu")
-    if cpu is not None and study_cpu and cpu != study_cpu:
-        raise StudyMismatchError(f"{where}: this machine's CPU ({cpu}) is not the study's ({study_cpu}); "
-                                 "a local profiler's timings are comparable only on the same CPU model")
+    study_cpu = stored.get("worker") or {}
+    shared = [k for k in (cpu or {}) if study_cpu.get(k)]
+    if any(cpu[k] != study_cpu[k] for k in shared):
+        mine, theirs = (", ".join(str(facts[k]) for k in shared) for facts in (cpu, study_cpu))
+        raise StudyMismatchError(f"{where}: this machine's CPU ({mine}) is not the study's ({theirs}); "
+                                 "a local profiler's timings are comparable only on the same CPU model and vector extension")
 
 
 @contextmanager

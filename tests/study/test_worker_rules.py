@@ -61,19 +61,24 @@ def test_a_stale_trial_s_retry_takes_its_place_in_the_budget():
 
 
 DEVICE = {"name": "local-cpu", "bits": [8, 32], "profiler": {"kind": "local"}}
-STUDY = {"base_model_fingerprint": "a" * 64, "device": DEVICE, "worker": {"cpu": "Xeon 1"}}
+CPU = {"cpu": "AMD EPYC", "vector_isa": "avx512"}
+STUDY = {"base_model_fingerprint": "a" * 64, "device": DEVICE, "worker": CPU}
 
 
 def test_a_joining_worker_matching_the_study_is_accepted():
-    check_joining(STUDY, "a" * 64, DEVICE, "Xeon 1", "s.yaml")
+    check_joining(STUDY, "a" * 64, DEVICE, CPU, "s.yaml")
     check_joining(STUDY, "a" * 64, DEVICE, None, "s.yaml")  # a remote profiler: this CPU does not time
-    check_joining({}, "b" * 64, {}, "other", "s.yaml")  # a study from before the checks
+    check_joining({}, "b" * 64, {}, CPU, "s.yaml")  # a study from before the checks
+    # a study from before the vector extension was recorded: the model name is compared alone
+    check_joining({**STUDY, "worker": {"cpu": "AMD EPYC"}}, "a" * 64, DEVICE, {**CPU, "vector_isa": "avx2"}, "s.yaml")
 
 
 @pytest.mark.parametrize("fingerprint, device, cpu, match", [
-    ("b" * 64, DEVICE, "Xeon 1", r"s\.yaml: this worker's base model \(fingerprint bbbbbbbbbbbb\) is not the study's \(aaaaaaaaaaaa\)"),
-    ("a" * 64, {**DEVICE, "bits": [8]}, "Xeon 1", r"s\.yaml: this worker's device profile 'local-cpu' differs from the study's in bits"),
-    ("a" * 64, DEVICE, "Ryzen 2", r"s\.yaml: this machine's CPU \(Ryzen 2\) is not the study's \(Xeon 1\)"),
+    ("b" * 64, DEVICE, CPU, r"s\.yaml: this worker's base model \(fingerprint bbbbbbbbbbbb\) is not the study's \(aaaaaaaaaaaa\)"),
+    ("a" * 64, {**DEVICE, "bits": [8]}, CPU, r"s\.yaml: this worker's device profile 'local-cpu' differs from the study's in bits"),
+    ("a" * 64, DEVICE, {**CPU, "cpu": "Ryzen 2"}, r"s\.yaml: this machine's CPU \(Ryzen 2, avx512\) is not the study's \(AMD EPYC, avx512\)"),
+    # one model name, two vector widths (two VMs both called "AMD EPYC"): onnxruntime times them differently
+    ("a" * 64, DEVICE, {**CPU, "vector_isa": "avx2"}, r"s\.yaml: this machine's CPU \(AMD EPYC, avx2\) is not the study's \(AMD EPYC, avx512\)"),
 ])
 def test_a_joining_worker_that_differs_is_refused(fingerprint, device, cpu, match):
     with pytest.raises(StudyMismatchError, match=match):

@@ -167,3 +167,22 @@ def test_a_worker_with_another_base_model_is_refused(tmp_path, tiny, model_cache
     assert main(["run", str(study), "--out", str(out), "--quiet", "--json"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "base model" in err and "is not the study's" in err and str(study) in err
+
+
+def test_a_worker_on_a_cpu_of_another_vector_width_is_refused(tmp_path, tiny, model_cache, monkeypatch, capsys):
+    """Two VMs can both call their CPU "AMD EPYC", one with AVX2 and one with AVX-512: onnxruntime times them
+    differently, so a local-profiler study refuses a worker from the other."""
+    from autoprune.cli import main
+    from autoprune.study import runner
+    from autoprune.study.context import cpu_facts
+
+    study = write_study(tmp_path, tiny, "fp", 1)
+    out = tmp_path / "run"
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--json"]) == 0
+    here = cpu_facts()
+    other = "avx2" if here["vector_isa"] != "avx2" else "avx512"
+    monkeypatch.setattr(runner, "cpu_facts", lambda: {**here, "vector_isa": other})
+    capsys.readouterr()
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"this machine's CPU ({here['cpu']}, {other}) is not the study's" in err and str(study) in err
