@@ -33,11 +33,7 @@ from .targets import _texts
 if TYPE_CHECKING:
     from .kernels import Kernel
 
-__all__ = ["EnergyModel", "EnergyEstimate", "INT8_OPS"]
-
-# Kernels that multiply 8-bit integers (onnxruntime's quantized ops, after fusion).
-INT8_OPS = frozenset({"QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QGemm", "DynamicQuantizeMatMul",
-                      "MatMulIntegerToFloat", "QAttention"})
+__all__ = ["EnergyModel", "EnergyEstimate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +90,7 @@ class EnergyModel:
         macs = {"fp32": 0.0, "int8": 0.0}
         act_mb = weight_mb = 0.0
         for k in kernels:
-            macs["int8" if k.key.rpartition(".")[2].partition("/")[0] in INT8_OPS else "fp32"] += k.features[1] * 1e6
+            macs[k.precision] += k.features[1] * 1e6
             act_mb += k.act_mb
             weight_mb += k.weight_mb
         weights_at = "cache" if weight_mb <= self.cache_mb else "dram"

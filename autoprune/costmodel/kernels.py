@@ -73,8 +73,9 @@ _DOMAINS = {"": "", "ai.onnx": "", "com.microsoft": "ms.", "com.microsoft.nchwc"
 _CONV = frozenset({"Conv", "FusedConv", "QLinearConv", "ConvInteger", "ConvTranspose", "NhwcFusedConv"})
 _MATMUL = frozenset({"Gemm", "MatMul", "QGemm", "QLinearMatMul", "MatMulInteger", "FusedMatMul", "FusedGemm",
                      "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulNBits"})
+# Kernels that multiply 8-bit integers (onnxruntime's quantized ops, after fusion).
 _INT8 = frozenset({"QLinearConv", "ConvInteger", "QGemm", "QLinearMatMul", "MatMulInteger", "DynamicQuantizeMatMul",
-                   "MatMulIntegerToFloat"})
+                   "MatMulIntegerToFloat", "QAttention"})
 # Nodes that move no data at run time.
 _FREE = frozenset({"Identity", "Constant", "Shape", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
 
@@ -93,6 +94,8 @@ class Kernel:
             kernel): for the energy model (:mod:`.energy`).
         gemm: For a convolution or matrix product with a weight: its precision and the GEMM
             dimensions its partial blocks depend on (:func:`featurize` re-reads them).
+        precision: ``int8`` for a kernel that multiplies 8-bit integers (onnxruntime's quantized
+            ops), else ``fp32``: what its MACs cost in energy (:mod:`.energy`).
     """
 
     key: str
@@ -100,6 +103,7 @@ class Kernel:
     features: tuple[float, ...]
     weight_mb: float = 0.0
     gemm: tuple[str, int, int] | None = None  # ("fp32" | "int8", output channels per group, reduction per output)
+    precision: str = "fp32"
 
     @property
     def act_mb(self) -> float:
@@ -246,7 +250,7 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str], blocked: se
     gemm = (precision, out_ch, in_ch) if (out_ch or in_ch) else None
     features = (1.0, macs / 1e6, in_bytes / 1e6, *_tails(macs, out_ch, in_ch, BLOCKS[precision]), positions / 1e3,
                 out_bytes / 1e6, weight_bytes / 1e6 if gemm else 0.0, _pad_out(macs, out_ch, BLOCKS[precision]))
-    return Kernel(key, node.name or op, features, weight_bytes / 1e6, gemm)
+    return Kernel(key, node.name or op, features, weight_bytes / 1e6, gemm, precision)
 
 
 def runtime_kernels(model: str | os.PathLike | bytes, feeds: Mapping[str, np.ndarray], level: str = "all",

@@ -64,6 +64,9 @@ def test_int8_convolution_runs_as_a_qlinear_kernel(artifacts):
     assert len(qconv) == 1, [k.key for k in kernels]
     assert qconv[0].features[1] == pytest.approx(CONV_MMACS)
     assert any(_op(k.key)[0] in ("QGemm", "QLinearMatMul", "MatMulInteger") for k in kernels), [k.key for k in kernels]
+    # the precision its MACs are costed at (energy): int8 for the quantized kernels, fp32 for none of them here
+    assert qconv[0].precision == "int8" and qconv[0].gemm[0] == "int8"
+    assert all(k.precision == "fp32" for k in runtime_kernels(artifacts[32], _feeds(), "all"))
 
 
 @pytest.mark.parametrize("bits", [32, 8])
