@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .resnet import _conv_bn
+from .resnet import Bottleneck, _conv_bn
 
 __all__ = ["ResNeXtBlock", "RegNetBlock", "ResNeXt", "RegNet"]
 
 
-class ResNeXtBlock(nn.Module):
-    """1x1 reduce, grouped 3x3 (``cardinality`` groups), 1x1 expand, BatchNorm after each; residual add.
+class ResNeXtBlock(Bottleneck):
+    """ResNet's bottleneck with a grouped 3x3 (``cardinality`` groups) and its own output width.
 
     Args:
         cin: Input channels.
@@ -27,16 +27,7 @@ class ResNeXtBlock(nn.Module):
     """
 
     def __init__(self, cin: int, width: int, cout: int, cardinality: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1, self.bn1 = _conv_bn(cin, width, 1)
-        self.conv2, self.bn2 = _conv_bn(width, width, 3, stride, groups=cardinality)
-        self.conv3, self.bn3 = _conv_bn(width, cout, 1)
-        self.shortcut = nn.Sequential(*_conv_bn(cin, cout, 1, stride)) if stride != 1 or cin != cout else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.bn1(self.conv1(x)))
-        y = torch.relu(self.bn2(self.conv2(y)))
-        return torch.relu(self.bn3(self.conv3(y)) + self.shortcut(x))
+        super().__init__(cin, width, stride, groups=cardinality, cout=cout)
 
 
 class SqueezeExcitation(nn.Module):

@@ -47,15 +47,23 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3, 1x1 expand (x4); a 1x1 projection shortcut when the shape changes."""
+    """1x1 reduce, 3x3, 1x1 expand, BatchNorm after each; a 1x1 projection shortcut when the shape changes.
+
+    Args:
+        cin: Input channels.
+        width: Channels of the 3x3.
+        stride: Stride of the 3x3.
+        groups: Groups of the 3x3 (ResNeXt's cardinality; 1 in ResNet).
+        cout: Output channels (default ``width x expansion``, ResNet's).
+    """
 
     expansion = 4
 
-    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+    def __init__(self, cin: int, width: int, stride: int = 1, *, groups: int = 1, cout: int | None = None) -> None:
         super().__init__()
-        cout = width * self.expansion
+        cout = cout or width * self.expansion
         self.conv1, self.bn1 = _conv_bn(cin, width, 1)
-        self.conv2, self.bn2 = _conv_bn(width, width, 3, stride)
+        self.conv2, self.bn2 = _conv_bn(width, width, 3, stride, groups=groups)
         self.conv3, self.bn3 = _conv_bn(width, cout, 1)
         self.shortcut = nn.Sequential(*_conv_bn(cin, cout, 1, stride)) if stride != 1 or cin != cout else nn.Identity()
 
