@@ -112,39 +112,46 @@ def test_workers_option_on_the_redis_journal(tmp_path, redis_db, tiny):
 
 def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
     try:
-        return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+        return optuna.load_study(study_name=name, storage=open_storage(url)).get_trials(deepcopy=False)
     except KeyError:
         return []
 
 
-def test_a_killed_worker_s_trial_is_retried_and_nothing_is_lost(tmp_path, postgres_db, tiny):
+@pytest.mark.parametrize("storage", ["postgres_db", "redis_db"])
+def test_a_killed_worker_s_trial_is_retried_and_nothing_is_lost(tmp_path, storage, request, tiny):
+    """SIGKILL the only worker mid-trial (PostgreSQL, or Optuna's journal on the real Redis), run the same command
+    again: nothing completed is lost or changed, the killed trial is failed as stale and retried with its
+    parameters, and the study ends with exactly ``n_trials`` counted trials."""
+    COMPLETE, RUNNING, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL
+    url = request.getfixturevalue(storage)
     study = write_study(tmp_path, tiny, "kill", 10)
-    worker = start(study, postgres_db, tmp_path / "a")
+    worker = start(study, url, tmp_path / "a")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        trials = _trials(postgres_db, "kill")
-        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and t.number >= 4]
-        if running and sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) >= 3:
+        trials = _trials(url, "kill")
+        if any(t.state == RUNNING and t.number >= 4 for t in trials) and sum(t.state == COMPLETE for t in trials) >= 3:
             break
         time.sleep(0.05)
     else:
         pytest.fail("the worker never got past its third trial")
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    before = {t.number: (t.values, t.user_attrs["sha256"]) for t in _trials(postgres_db, "kill") if t.state == optuna.trial.TrialState.COMPLETE}
-    killed = [t.number for t in _trials(postgres_db, "kill") if t.state == optuna.trial.TrialState.RUNNING]
+    trials = _trials(url, "kill")
+    before = {t.number: (t.values, t.user_attrs["sha256"]) for t in trials if t.state == COMPLETE}
+    killed = [t.number for t in trials if t.state == RUNNING]
     assert len(killed) == 1
 
-    finish([start(study, postgres_db, tmp_path / "a")])  # the same command again resumes
+    finish([start(study, url, tmp_path / "a")])  # the same command again resumes
 
-    trials = _trials(postgres_db, "kill")
-    after = {t.number: (t.values, t.user_attrs["sha256"]) for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
+    trials = _trials(url, "kill")
+    after = {t.number: (t.values, t.user_attrs["sha256"]) for t in trials if t.state == COMPLETE}
     assert {n: after.get(n) for n in before} == before  # completed trials neither lost nor changed
-    assert trials[killed[0]].state == optuna.trial.TrialState.FAIL
+    assert trials[killed[0]].state == FAIL
     [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == killed[0]]
     # the retry keeps the parameters the killed trial had drawn (all, or those before the kill)
-    assert retry.state == optuna.trial.TrialState.COMPLETE and trials[killed[0]].params.items() <= retry.params.items()
+    assert retry.state == COMPLETE and trials[killed[0]].params.items() <= retry.params.items()
     assert len(after) == 10 and len(counted(trials)) == 10
+    assert not any(t.state == RUNNING for t in trials)
 
 
 def test_a_worker_with_another_base_model_is_refused(tmp_path, tiny, model_cache, monkeypatch, capsys):
