@@ -7,8 +7,9 @@ Part ``accuracy``:
    drawn with another seed than the calibration's, plus the two trained Fashion-MNIST models
    (ResNet, MobileNetV2, 28x28) at random plans; int8 or fp32 at random.
 3. Each measured with the confirmation pass's protocol: ``--rounds`` interleaved rounds of
-   ``--window`` s. Errors are given against two statistics of those rounds: the confirmation
-   pass's 10 %-trimmed mean of the round medians, and the fastest round (the device
+   ``--window`` s. Errors are given against three statistics of those rounds: the confirmation
+   pass's 10 %-trimmed mean of the round medians, the fastest round's median (what calibrations
+   up to version 5 were fitted to), and the fastest single run over the rounds (the device
    undisturbed by its neighbours, which is what ``autoprune calibrate`` fits). The machine's
    own noise floor beside each: the same models' odd rounds against their even rounds (two
    independent half-measurements), as the share within +/-10 % and MAPE; a prediction cannot
@@ -58,7 +59,7 @@ from autoprune.costmodel.calibration import errors  # noqa: E402
 from autoprune.costmodel.kernels import featurize  # noqa: E402
 from autoprune.device import load_device_profile  # noqa: E402
 from autoprune.profile import make_profiler  # noqa: E402
-from autoprune.profile.rounds import measure_rounds, trimmed_mean  # noqa: E402
+from autoprune.profile.rounds import fastest_run, measure_rounds, trimmed_mean  # noqa: E402
 
 
 def _heldout_models(out: Path, plans: int, seed: int) -> list[tuple[str, str, Path]]:
@@ -203,35 +204,38 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
         heldout = {name: (kernels_of(path, device, cal.level), fam) for name, fam, path in models if name in got}
     keep.cleanup()
     # The machine's speed between the calibration and now: calibration models timed again among the held-out ones.
-    ratios = [min(m.latency_ms.value for m in got[f"ref:{s.name}"]) / run.measured_ms[s.name]  # the calibration's statistic
+    ratios = [fastest_run(got[f"ref:{s.name}"]) / run.measured_ms[s.name]  # the calibration's statistic
               for s in refs if f"ref:{s.name}" in got]
     drift = float(np.median(ratios)) if ratios else 1.0
     lines.append(f"machine drift since the calibration: {len(ratios)} calibration models timed again among the held-out ones "
                  f"run at {drift:.3f}x their calibration latency (median; {min(ratios):.2f}-{max(ratios):.2f}x)"
                  if ratios else "machine drift: not measured")
     got = {k: v for k, v in got.items() if not k.startswith("ref:")}
-    rounds = {k: [m.latency_ms.value for m in v] for k, v in got.items()}
+    rounds = {k: [m.latency_ms.value for m in v] for k, v in got.items()}  # each round's median
+    fastest = {k: [m.latency.get("min_ms", m.latency_ms.value) for m in v] for k, v in got.items()}  # each round's fastest run
     if dump:  # every model's file (relative to the dump) and timings: refit with other features without timing again
         atomic_write_text(dump / "data.json", json.dumps({
             "calibration": [{"name": s.name, "kind": s.kind, "bits": s.bits, "path": str(s.path.relative_to(dump)),
                              "ms": run.measured_ms[s.name]} for s in run.samples],
-            "heldout": [{"name": n, "family": fam, "path": str(p.relative_to(dump)), "rounds": rounds[n]}
+            "heldout": [{"name": n, "family": fam, "path": str(p.relative_to(dump)), "rounds": rounds[n], "rounds_min": fastest[n]}
                         for n, fam, p in models if n in rounds],
             "leave_out": list(args.leave_out)}, indent=0))
-    # Two statistics of the same interleaved rounds: the confirmation pass's trimmed mean, and the fastest
-    # round (the device undisturbed: what the calibration is fitted to). Each with its own noise floor.
-    stats = {"trimmed mean": trimmed_mean, "fastest round": min}
-    measured_by = {label: {k: f(v) for k, v in rounds.items()} for label, f in stats.items()}
+    # Three statistics of the same interleaved rounds: the confirmation pass's trimmed mean of the round medians,
+    # the fastest round's median, and the fastest run (the device undisturbed: what the calibration is fitted
+    # to). Each with its own noise floor: the statistic of the odd rounds against that of the even ones.
+    stats = {"trimmed mean": (rounds, trimmed_mean), "fastest round": (rounds, min), "fastest run": (fastest, min)}
+    measured_by = {label: {k: f(v) for k, v in per.items()} for label, (per, f) in stats.items()}
     measured = measured_by["trimmed mean"]
     predicted = {name: cal.predict(kernels).latency_ms for name, (kernels, _) in heldout.items()}
     gbdt = _gbdt_predictions(run, device, heldout) if run.node_ms else "no per-kernel times (not a local device)"
     groups = {"held-out plans (families in the calibration)": [n for n, (_, f) in heldout.items() if f not in args.leave_out],
               f"left-out family ({', '.join(args.leave_out)})": [n for n, (_, f) in heldout.items() if f in args.leave_out]}
-    doc.update(calibration=cal.to_dict(), drift=drift, drift_ratios=ratios, measured=measured, rounds=rounds, predicted=predicted,
+    doc.update(calibration=cal.to_dict(), drift=drift, drift_ratios=ratios, measured=measured, rounds=rounds, rounds_min=fastest,
+               predicted=predicted,
                failed=failed, gbdt=gbdt if isinstance(gbdt, str) else dict(gbdt))
-    for stat, f in stats.items():
+    for stat, (per_round, f) in stats.items():
         meas = measured_by[stat]
-        noise = errors([f(v[0::2]) for v in rounds.values()], [f(v[1::2]) for v in rounds.values()])
+        noise = errors([f(v[0::2]) for v in per_round.values()], [f(v[1::2]) for v in per_round.values()])
         lines.append(f"against the {stat} of the {args.rounds} rounds: noise floor of the measurements themselves (odd vs even "
                      f"rounds of the same {int(noise['n'])} models): within +/-10 % {noise['within_10']:.0%}, MAPE {noise['mape']:.1%}, "
                      f"p90 {noise['p90_abs']:.1%}")
@@ -257,14 +261,14 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
             if len(names) >= 3:
                 taus[fam] = _kendall([predicted[n] for n in names], [meas[n] for n in names])
                 # the ranking the measurements themselves allow: odd rounds against even rounds
-                floor[fam] = _kendall([f(rounds[n][0::2]) for n in names], [f(rounds[n][1::2]) for n in names])
+                floor[fam] = _kendall([f(per_round[n][0::2]) for n in names], [f(per_round[n][1::2]) for n in names])
         lines.append("  Kendall tau, predicted vs measured over the plans of one model (noise floor: odd vs even rounds): "
                      + ", ".join(f"{fam} {t:.2f} ({floor[fam]:.2f})" for fam, t in taus.items())
                      + f"; mean {statistics.fmean(taus.values()):.2f} ({statistics.fmean(floor.values()):.2f}), "
                      + "95 %% bootstrap interval over the models %.2f-%.2f" % _mean_interval(list(taus.values())))
         doc.setdefault("kendall_tau", {})[stat] = taus
         doc.setdefault("kendall_tau_interval", {})[stat] = _mean_interval(list(taus.values()))
-        halves = ({n: f(rounds[n][0::2]) for n in heldout}, {n: f(rounds[n][1::2]) for n in heldout})
+        halves = ({n: f(per_round[n][0::2]) for n in heldout}, {n: f(per_round[n][1::2]) for n in heldout})
         pairs = _pair_concordance(heldout, predicted, meas, halves)
         lines.append("  the same pairs (plans of one model) by how far apart they measure: share ordered as measured (odd vs even "
                      "rounds): " + ", ".join(
@@ -272,11 +276,11 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
                          .replace("-inf%", "+") for b in pairs if b["pairs"]))
         doc.setdefault("pair_concordance", {})[stat] = pairs
         doc.setdefault("kendall_tau_noise_floor", {})[stat] = floor
-    fast = measured_by["fastest round"]
-    lines.append("per model (measured ms: trimmed mean, fastest round / predicted ms / error against each):")
+    fast, run_ms = measured_by["fastest round"], measured_by["fastest run"]
+    lines.append("per model (measured ms: trimmed mean, fastest round, fastest run / predicted ms / error against each):")
     for n in sorted(measured):
-        lines.append(f"  {n:34s} {measured[n]:8.4f} {fast[n]:8.4f} {predicted[n]:8.4f} {predicted[n] / measured[n] - 1:+7.1%} "
-                     f"{predicted[n] / fast[n] - 1:+7.1%}")
+        lines.append(f"  {n:34s} {measured[n]:8.4f} {fast[n]:8.4f} {run_ms[n]:8.4f} {predicted[n]:8.4f} "
+                     f"{predicted[n] / measured[n] - 1:+7.1%} {predicted[n] / fast[n] - 1:+7.1%} {predicted[n] / run_ms[n] - 1:+7.1%}")
     return run
 
 
@@ -296,6 +300,8 @@ def main() -> int:
     ap.add_argument("--dump", help="keep every model (ONNX) and its timings in this directory (data.json), for offline fits")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "costmodel"))
     args = ap.parse_args()
+    if args.plans < 3:
+        ap.error("--plans must be at least 3: Kendall tau is taken over the plans of one model")
     lines = [f"autoprune cost model benchmark on {platform.node()} ({_cpu()}), load average before {os.getloadavg()[0]:.2f}"]
     doc: dict = {}
     run = None

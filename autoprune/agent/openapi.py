@@ -59,7 +59,7 @@ _PROFILE_RESULT = {
     "required": ["latency", "latency_ms", "energy_mj", "energy", "peak_memory_mb", "settings", "device", "timing"],
     "properties": {
         "latency": {"type": "object", "required": ["median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "n"],
-                    "properties": {k: {"type": "number"} for k in ("median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "n")}},
+                    "properties": {k: {"type": "number"} for k in ("median_ms", "p90_ms", "min_ms", "mean_ms", "std_ms", "cv", "n")}},
         "latency_ms": _METRIC,
         "energy_mj": {**_METRIC, "nullable": True},
         "energy": {"type": "object", "description": "the meter used and its window, or why there is none"},

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"calibration: {out} (written; {profile} now has calibration: {rel})")
     print(f"models: {notes.get('models')} measured on {device.name} ({notes.get('probe_models')} probes, "
           f"{notes.get('zoo_models')} zoo plans), {notes.get('rounds')} interleaved rounds of "
-          f"{1e3 * notes.get('window_s', 0):.0f}-ms windows each (latency: the fastest round's median, the device undisturbed)")
+          f"{1e3 * notes.get('window_s', 0):.0f}-ms windows each (latency: the fastest run over the rounds, the device undisturbed)")
     how = ("per-kernel coefficients fitted on onnxruntime's per-kernel profile, overhead and scale on whole-model latencies"
            if cal.method == "kernel-profile" else "per-kernel coefficients fitted on whole-model latencies")
     print(f"method: {cal.method} ({how})")
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
               f"p90 absolute error {_percent(h['p90_abs'])}")
         if h.get("repeat_n"):
             print(f"the measurements' own repeatability: {int(h['repeat_n'])} of those models timed twice in the same rounds, "
-                  f"one fastest round against the other: MAPE {_percent(h['repeat_mape'])}, "
+                  f"one fastest run against the other: MAPE {_percent(h['repeat_mape'])}, "
                   f"{_percent(h['repeat_within_10'])} within +/-10 %, p90 absolute error {_percent(h['repeat_p90_abs'])} "
                   f"(no prediction can be shown closer than this)")
             note = noise_note(h)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..device import DeviceProfile
 from ..profile import make_profiler
-from ..profile.rounds import measure_rounds, trimmed_mean
+from ..profile.rounds import fastest_run, measure_rounds, trimmed_mean
 from ..profile.timing import make_inputs, make_session
 from .calibration import Calibration, errors, fit
 from .kernels import BLOCK_CHOICES, Kernel, runtime_kernels
@@ -125,7 +125,7 @@ def kernel_times(path: str | Path, device: DeviceProfile, runs: int = 60, warmup
 def repeatability(measured: Mapping[str, float]) -> dict[str, float]:
     """Errors (:func:`.calibration.errors`) of each ``<name>#repeat`` timing against ``<name>``'s in ``measured``.
 
-    Two fastest rounds of the same model, timed apart in the same interleaved run: the error the
+    Two fastest runs of the same model, timed apart in the same interleaved run: the error the
     measurements themselves carry, so no prediction can be shown closer than this.
     """
     pairs = [(v, measured[k[:-len(REPEAT)]]) for k, v in measured.items() if k.endswith(REPEAT) and k[:-len(REPEAT)] in measured]
@@ -133,19 +133,20 @@ def repeatability(measured: Mapping[str, float]) -> dict[str, float]:
 
 
 def measure_models(device: DeviceProfile, paths: dict[str, Path], rounds: int, window_s: float) -> dict[str, float]:
-    """``{name: fastest round's median (ms)}``, timed in interleaved rounds through the device's profiler.
+    """``{name: fastest run (ms)}`` (:func:`~autoprune.profile.rounds.fastest_run`), timed in interleaved rounds
+    through the device's profiler.
 
-    The cost model is fitted on the device's undisturbed speed: on a shared machine a round
-    that a neighbour slowed is 1.5-2x the others, and the fastest of a few interleaved rounds
-    repeats within 1 % where their trimmed mean repeats within 10 % for half the models only
-    (odd against even rounds, ``benchmarks/costmodel.py``).
+    The cost model is fitted on the device's undisturbed speed. On a shared machine a neighbour
+    slows most runs by 1.3-2x, in moments shorter than a round: the fastest run over the rounds
+    repeats where round medians do not (up to calibration version 5 the fastest round's median; on
+    a noisy host it repeated with a MAPE of 19 %, ``benchmarks/costmodel.py``; calibration version 6).
     """
     profiler = make_profiler(device).with_settings(warmup=5, repetitions=10)
     try:
         got, failed = measure_rounds(profiler, paths, rounds, window_s)
     finally:
         profiler.close()
-    return {k: min(m.latency_ms.value for m in v) for k, v in got.items() if k not in failed}
+    return {k: fastest_run(v) for k, v in got.items() if k not in failed}
 
 
 def _probe_artifacts(seed: int, out: Path) -> Iterable[tuple[str, str, int, Path]]:

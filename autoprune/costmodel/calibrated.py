@@ -100,7 +100,7 @@ class CalibratedProfiler(Profiler):
         top = sorted(((k, ms) for k, ms in p.by_kind.items()), key=lambda kv: -kv[1])[:8]
         return Measurement(
             latency_ms=Metric(v, "ms", "modelled", how),
-            latency={"median_ms": v, "p90_ms": v, "mean_ms": v, "std_ms": 0.0, "cv": 0.0, "n": 1},
+            latency={"median_ms": v, "p90_ms": v, "min_ms": v, "mean_ms": v, "std_ms": 0.0, "cv": 0.0, "n": 1},
             energy_mj=energy,
             settings={"profiler": "calibrated", "batch_size": self.device.profiler.batch_size},
             device={

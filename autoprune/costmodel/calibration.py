@@ -37,7 +37,8 @@ from .kernels import BLOCKS, FEATURES, Blocks, Kernel, family, featurize
 __all__ = ["Calibration", "Prediction", "CalibrationError", "fit", "load_calibration", "errors", "FORMAT", "VERSION"]
 
 FORMAT = "autoprune-calibration"
-VERSION = 5  # 5: the padded output lanes of a partial block (kernels.FEATURES' pad_out_mmacs);
+VERSION = 6  # 6: fitted to each model's fastest run over the rounds, not its fastest round's median (calibrate.measure_models);
+# 5: the padded output lanes of a partial block (kernels.FEATURES' pad_out_mmacs);
 # 4: a blocked-layout convolution reading an NCHW input is a kind of its own, weights read per run;
 # 3: activations read and written apart, grouped convolutions per group, the device's blocks chosen;
 # 2: the partial-block and output-position features (kernels.FEATURES). Older versions are refused
@@ -84,7 +85,7 @@ class Calibration:
         mmacs_range: ``(min, max)`` MMACs of the calibration models.
         heldout: Errors on models held out of the fit (``n``, ``mape``, ``within_10``, ``p90_abs``), and
             the same errors of the measurements themselves (``repeat_n``, ``repeat_mape``, ...: some of
-            those models timed twice, one fastest round against the other).
+            those models timed twice, one fastest run against the other).
         level: The graph level kernels are read at (:data:`.kernels.LEVELS`).
         method: ``kernel-profile`` (coefficients fitted on per-kernel times from onnxruntime's
             profiler, then ``overhead_ms + scale x sum + per_kernel_ms x kernels`` fitted on

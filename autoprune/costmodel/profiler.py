@@ -65,7 +65,7 @@ class ModelledProfiler(Profiler):
         return Measurement(
             latency_ms=Metric(v, "ms", "modelled", est.latency_how),
             # A model has no run-to-run spread: one value, n = 1.
-            latency={"median_ms": v, "p90_ms": v, "mean_ms": v, "std_ms": 0.0, "cv": 0.0, "n": 1},
+            latency={"median_ms": v, "p90_ms": v, "min_ms": v, "mean_ms": v, "std_ms": 0.0, "cv": 0.0, "n": 1},
             energy_mj=Metric(est.energy_mj, "mJ", "modelled", est.energy_how),
             settings={"profiler": s.kind, "batch_size": graph.batch_size},
             device={

@@ -236,6 +236,8 @@ class AgentProfiler(Profiler):
         try:
             stats = {k: float(r["latency"][k]) for k in ("median_ms", "p90_ms", "mean_ms", "std_ms", "cv")}
             stats["n"] = int(r["latency"]["n"])
+            if "min_ms" in r["latency"]:  # an agent from before it was sent has none
+                stats["min_ms"] = float(r["latency"]["min_ms"])
             latency = Metric.from_dict(r["latency_ms"])
         except (KeyError, TypeError, ValueError) as e:
             raise ProfilerError(f"agent {url} sent a result without {e}") from None

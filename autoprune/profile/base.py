@@ -28,7 +28,7 @@ class Measurement:
 
     Args:
         latency_ms: Median single-inference latency, with how it was obtained.
-        latency: Full statistics: ``median_ms, p90_ms, mean_ms, std_ms, cv, n``.
+        latency: Full statistics: ``median_ms, p90_ms, min_ms, mean_ms, std_ms, cv, n`` (``min_ms``: the fastest run; absent from an older agent's).
         energy_mj: Energy per inference, or None when neither a meter nor a power figure exists.
         settings: The measurement settings used (threads, warm-up, repetitions, provider, ...).
         device: Facts about the device and runtime versions.

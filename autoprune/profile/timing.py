@@ -61,13 +61,14 @@ def make_inputs(session: ort.InferenceSession, batch_size: int = 1, seed: int = 
 
 
 def latency_stats(times_s: np.ndarray) -> dict[str, float]:
-    """Median, p90, mean, std (ms), coefficient of variation and count of single-run times."""
+    """Median, p90, fastest, mean, std (ms), coefficient of variation and count of single-run times."""
     ms = np.asarray(times_s, dtype=np.float64) * 1e3
     mean = float(ms.mean())
     std = float(ms.std(ddof=1)) if len(ms) > 1 else 0.0
     return {
         "median_ms": float(np.median(ms)),
         "p90_ms": float(np.percentile(ms, 90)),
+        "min_ms": float(ms.min()),
         "mean_ms": mean,
         "std_ms": std,
         "cv": std / mean if mean > 0 else 0.0,

@@ -71,9 +71,9 @@ def test_it_prints_progress_the_held_out_error_method_and_time(calibrated):
     # beside it, the error of the measurements themselves: held-out models timed twice in the same rounds
     assert 1 <= h["repeat_n"] <= h["n"] and h["repeat_mape"] >= 0.0
     assert (f"the measurements' own repeatability: {int(h['repeat_n'])} of those models timed twice in the same rounds, "
-            f"one fastest round against the other: MAPE {100 * h['repeat_mape']:.1f} %") in out
+            f"one fastest run against the other: MAPE {100 * h['repeat_mape']:.1f} %") in out
     assert f"the timings' own repeatability MAPE {h['repeat_mape']:.1%}" in cal.describe()
-    assert "(latency: the fastest round's median, the device undisturbed)" in out
+    assert "(latency: the fastest run over the rounds, the device undisturbed)" in out
     assert f"method: {cal.method} (" in out
     assert "time: " in out and "measured wall time" in out and "budget 0.3 min" in out
     assert f"calibration: {profile.parent / 'calibrations' / 'local-cpu.json'} (written;" in out

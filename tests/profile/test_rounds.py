@@ -11,7 +11,7 @@ import pytest
 from autoprune.device import load_device_profile
 from autoprune.exceptions import ProfilerError
 from autoprune.profile import LocalProfiler
-from autoprune.profile.rounds import measure_rounds, round_latency, trimmed_mean
+from autoprune.profile.rounds import fastest_run, measure_rounds, round_latency, trimmed_mean
 
 from test_local import tiny_onnx  # tests/profile is on sys.path (pytest rootdir import mode)
 
@@ -29,6 +29,18 @@ def test_a_mean_averages_two_speed_modes_where_a_median_jumps():
     a, b = [1.0, 1.0, 1.6, 1.6, 1.6], [1.0, 1.0, 1.0, 1.6, 1.6]
     assert statistics.median(b) / statistics.median(a) == pytest.approx(1 / 1.6)
     assert abs(trimmed_mean(b) / trimmed_mean(a) - 1) < 0.11
+
+
+def test_the_fastest_run_is_the_fastest_single_run_over_the_rounds(tmp_path):
+    """What a cost model is fitted to: real rounds from the local profiler, each with its fastest run."""
+    profiler = RecordingProfiler()
+    got, _ = measure_rounds(profiler, {"m": tiny_onnx(tmp_path / "m.onnx")}, 3, window_s=0.02)
+    rounds = got["m"]
+    assert all(0 < m.latency["min_ms"] <= m.latency["median_ms"] for m in rounds)
+    assert fastest_run(rounds) == min(m.latency["min_ms"] for m in rounds)
+    # a round from an agent that does not send its fastest run counts its median
+    older = dataclasses.replace(rounds[0], latency={k: v for k, v in rounds[0].latency.items() if k != "min_ms"})
+    assert fastest_run([older]) == rounds[0].latency["median_ms"]
 
 
 class RecordingProfiler(LocalProfiler):
