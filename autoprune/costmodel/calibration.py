@@ -147,7 +147,8 @@ class Calibration:
         err = f"held-out MAPE {h['mape']:.1%}, {h['within_10']:.0%} within +/-10 % of {int(h['n'])} models" if h else "no held-out error"
         if h.get("repeat_n"):
             err += f"; the timings' own repeatability MAPE {h['repeat_mape']:.1%}"
-        return f"per-kernel linear cost model ({self.method}) calibrated on {self.device.get('name', '?')} ({err})"
+        return (f"per-kernel linear cost model ({self.method}) of the fastest run (the device undisturbed), calibrated on "
+                f"{self.device.get('name', '?')} ({err})")
 
     # -- storage ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
