@@ -48,9 +48,9 @@ def fastest_run(rounds: list[Measurement]) -> float:
 
     A shared VM's core can be slowed by a neighbour most of the time (1.3-1.9x on this project's
     2-vCPU AMD EPYC hosts, with no steal time showing) and run undisturbed for moments shorter
-    than a round. Every round's median then lands in the slow mode, and their fastest repeats
-    (odd against even rounds of 30 models, 10 rounds of 0.25 s) with a MAPE of 6.8-18 %; the
-    fastest run over the same rounds repeats within 0.3-0.4 % (97-100 % of models within 2 %).
+    than a round, so a round's median mostly measures the neighbour. Two passes of 10 rounds of
+    0.25 s over 24 models there: summaries of the round medians moved 1.1-25 % between passes
+    (median over models), the fastest run 0.2 % (``benchmarks/results/round_statistic-epyc-avx2.txt``).
     On a quiet device the two differ by the run-to-run spread, a few per cent. A round from an
     agent that does not send its fastest run counts its median.
     """
