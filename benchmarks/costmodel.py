@@ -38,7 +38,6 @@ Writes benchmarks/results/costmodel.txt (and .json). Run it on an otherwise idle
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
