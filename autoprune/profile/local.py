@@ -35,8 +35,13 @@ def host_info() -> dict:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    return {"cpu": cpu, "vector_isa": vector_isa(), "cores": os.cpu_count(), "platform": platform.platform(),
+    return {"cpu": cpu, "vector_isa": _this_vector_isa(), "cores": os.cpu_count(), "platform": platform.platform(),
             **runtime_info()}
+
+
+@functools.cache
+def _this_vector_isa() -> str:
+    return vector_isa()  # read once: host_info() is called for every measurement
 
 
 def vector_isa(cpuinfo: str | None = None) -> str:

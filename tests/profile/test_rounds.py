@@ -6,6 +6,7 @@ import dataclasses
 import statistics
 import time
 
+import numpy as np
 import pytest
 
 from autoprune.device import load_device_profile
@@ -33,6 +34,9 @@ def test_a_mean_averages_two_speed_modes_where_a_median_jumps():
 
 def test_the_fastest_run_is_the_fastest_single_run_over_the_rounds(tmp_path):
     """What a cost model is fitted to: real rounds from the local profiler, each with its fastest run."""
+    from autoprune.profile.timing import latency_stats
+
+    assert latency_stats(np.array([3.0, 1.0, 2.0]) * 1e-3)["min_ms"] == pytest.approx(1.0)
     profiler = RecordingProfiler()
     got, _ = measure_rounds(profiler, {"m": tiny_onnx(tmp_path / "m.onnx")}, 3, window_s=0.02)
     rounds = got["m"]
