@@ -20,6 +20,7 @@ measured on; :func:`load_calibration` refuses a file of another format, version 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import json
@@ -97,6 +98,11 @@ class Calibration:
         notes: Free text (what was probed, how long it took).
         blocks: The device's vector blocks the partial-block features are read at
             (``{"fp32" | "int8": (output block, reduction block)}``, chosen on held-out error).
+        max_per_model: Per kind, the most kernels of it one calibration model ran. A model running
+            over :data:`EXTRAPOLATE` times that many is predicted with low confidence: the kind's
+            cost was fitted where it was a small part of every model (an int8 DenseNet runs 8
+            unfused BatchNormalizations where no calibrated model ran more than one, and its
+            int8 plans were priced 2-16 % high). Empty in a file from before (no check).
     """
 
     device: dict[str, Any]
@@ -112,6 +118,7 @@ class Calibration:
     created: str = ""
     notes: dict[str, Any] = dataclasses.field(default_factory=dict)
     blocks: dict[str, tuple[int, int]] = dataclasses.field(default_factory=lambda: dict(BLOCKS))
+    max_per_model: dict[str, int] = dataclasses.field(default_factory=dict)
 
     # -- prediction -------------------------------------------------------------------------
     def _stand_in(self, key: str) -> str | None:
@@ -133,6 +140,11 @@ class Calibration:
             by_kind[k.key] = by_kind.get(k.key, 0.0) + cost
         if fallback:
             reasons.append(f"kernel kinds not calibrated: {', '.join(fallback)} (costed as their family's kind)")
+        ran = collections.Counter(k.key for k in kernels)
+        beyond = [f"{n} {key} kernels (at most {self.max_per_model[key]} in a calibration model)"
+                  for key, n in sorted(ran.items()) if n > EXTRAPOLATE * self.max_per_model.get(key, math.inf)]
+        if beyond:
+            reasons.append(f"more kernels of a kind than calibrated (x{EXTRAPOLATE:g}): {', '.join(beyond)}")
         mmacs = sum(k.features[1] for k in kernels)
         lo, hi = self.mmacs_range
         if mmacs > hi * EXTRAPOLATE or mmacs < lo / EXTRAPOLATE:
@@ -189,6 +201,7 @@ class Calibration:
                 heldout={str(k): float(v) for k, v in data.get("heldout", {}).items()}, level=str(data.get("level", "all")),
                 method=str(data["method"]), scale=float(data["scale"]), per_kernel_ms=float(data["per_kernel_ms"]),
                 created=str(data.get("created", "")), notes=dict(data.get("notes", {})), blocks=blocks,
+                max_per_model={str(k): int(v) for k, v in data.get("max_per_model", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CalibrationError(f"{label}: malformed calibration: {type(e).__name__}: {e}") from None
@@ -317,11 +330,13 @@ def fit(samples: Sequence[Sequence[Kernel]], latencies_ms: Sequence[float], devi
         coef = {key: w[1 + n * i:1 + n * (i + 1)] for i, key in enumerate(keys)}
         overhead, scale, per_kernel, method = float(w[0]), 1.0, 0.0, "whole-model"
     counts = {key: sum(any(k.key == key for k in s) for s in samples) for key in keys}
+    ran = [collections.Counter(k.key for k in s) for s in samples]
+    max_per_model = {key: max(c[key] for c in ran) for key in keys}
     mmacs = [sum(k.features[1] for k in s) for s in samples]
     return Calibration(
         device=dict(device), overhead_ms=overhead, coefficients={key: [float(x) for x in coef[key]] for key in keys},
         counts=counts, mmacs_range=(float(min(mmacs)), float(max(mmacs))), heldout=dict(heldout or {}), level=level,
         method=method, scale=scale, per_kernel_ms=per_kernel,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), notes=dict(notes or {}),
-        blocks=blocks,
+        blocks=blocks, max_per_model=max_per_model,
     )

@@ -74,6 +74,24 @@ def test_an_unknown_kind_is_costed_as_its_family_with_low_confidence(fitted):
     assert p.by_kind["nchwc.Conv/1x1"] == pytest.approx(float(np.dot(fitted.coefficients["nchwc.Conv/kxk"], features)))
 
 
+def test_more_kernels_of_a_kind_than_any_calibration_model_ran_is_low_confidence(fitted):
+    """A kind seen at most N times in one calibration model, predicted in a model running more than twice that
+    (DenseNet's unfused BatchNormalizations): the prediction stands, flagged for hybrid to measure."""
+    samples, _ = _models(80)
+    most = max(sum(k.key == "Gemm/w" for k in s) for s in samples)
+    assert fitted.max_per_model["Gemm/w"] == most
+    rng = np.random.default_rng(3)
+    within = [Kernel("Gemm/w", f"w{j}", _features(rng)) for j in range(2 * most)]
+    assert fitted.predict(within).confident
+    beyond = within + [Kernel("Gemm/w", "one-more", _features(rng))]
+    p = fitted.predict(beyond)
+    assert not p.confident and p.latency_ms > fitted.predict(within).latency_ms
+    assert p.reasons == (f"more kernels of a kind than calibrated (x2): {2 * most + 1} Gemm/w kernels (at most {most} in a "
+                         "calibration model)",)
+    # a file from before the count was stored does not check it
+    assert dataclasses.replace(fitted, max_per_model={}).predict(beyond).confident
+
+
 def _write(tmp_path, fitted, **changes) -> str:
     doc = {**fitted.to_dict(), **changes}
     path = tmp_path / "cal.json"
