@@ -58,7 +58,7 @@ from autoprune.costmodel.calibration import errors  # noqa: E402
 from autoprune.costmodel.kernels import featurize  # noqa: E402
 from autoprune.device import load_device_profile  # noqa: E402
 from autoprune.profile import make_profiler  # noqa: E402
-from autoprune.profile.rounds import fastest_run, measure_rounds, trimmed_mean  # noqa: E402
+from autoprune.profile.rounds import fastest_run, measure_rounds, round_fastest, trimmed_mean  # noqa: E402
 
 
 def _heldout_models(out: Path, plans: int, seed: int) -> list[tuple[str, str, Path]]:
@@ -211,7 +211,7 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
                  if ratios else "machine drift: not measured")
     got = {k: v for k, v in got.items() if not k.startswith("ref:")}
     rounds = {k: [m.latency_ms.value for m in v] for k, v in got.items()}  # each round's median
-    fastest = {k: [m.latency.get("min_ms", m.latency_ms.value) for m in v] for k, v in got.items()}  # each round's fastest run
+    fastest = {k: [round_fastest(m) for m in v] for k, v in got.items()}  # each round's fastest run
     if dump:  # every model's file (relative to the dump) and timings: refit with other features without timing again
         atomic_write_text(dump / "data.json", json.dumps({
             "calibration": [{"name": s.name, "kind": s.kind, "bits": s.bits, "path": str(s.path.relative_to(dump)),

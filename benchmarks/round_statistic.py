@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from autoprune._schema import atomic_write_text
-from autoprune.profile.rounds import trimmed_mean  # the confirmation pass's own summary
+from autoprune.profile.rounds import round_fastest, trimmed_mean  # the confirmation pass's own summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def main() -> int:
             rounds, failed = measure_rounds(profiler, paths, args.rounds, window)
             if failed:
                 raise SystemExit(f"measurement failed: {failed}")
-            passes.append({n: [(m.latency_ms.value, m.latency.get("min_ms", m.latency_ms.value)) for m in ms] for n, ms in rounds.items()})
+            passes.append({n: [(m.latency_ms.value, round_fastest(m)) for m in ms] for n, ms in rounds.items()})
     seconds, load1 = time.perf_counter() - t0, os.getloadavg()
     trials = list(paths)
 

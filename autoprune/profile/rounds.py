@@ -23,7 +23,7 @@ from ..exceptions import ProfilerError
 from ..metrics import Metric
 from .base import Measurement, Profiler
 
-__all__ = ["TRIM", "TRIMMED_MEAN", "trimmed_mean", "fastest_run", "measure_rounds", "round_latency"]
+__all__ = ["TRIM", "TRIMMED_MEAN", "trimmed_mean", "round_fastest", "fastest_run", "measure_rounds", "round_latency"]
 
 TRIM = 0.1  # fraction cut from each end of the sorted round values (one from each end at 10 rounds)
 TRIMMED_MEAN = f"{TRIM:.0%}-trimmed mean"
@@ -43,6 +43,11 @@ def trimmed_mean(values: list[float], trim: float = TRIM) -> float:
     return statistics.fmean(sorted(values)[cut:len(values) - cut])
 
 
+def round_fastest(m: Measurement) -> float:
+    """One round's fastest run (ms); its median from an agent that does not send it."""
+    return m.latency.get("min_ms", m.latency["median_ms"])
+
+
 def fastest_run(rounds: list[Measurement]) -> float:
     """The fastest single run over ``rounds`` (ms): the device's undisturbed speed, what a cost model is fitted to.
 
@@ -51,10 +56,9 @@ def fastest_run(rounds: list[Measurement]) -> float:
     than a round, so a round's median mostly measures the neighbour. Two passes of 10 rounds of
     0.25 s over 24 models there: summaries of the round medians moved 1.1-25 % between passes
     (median over models), the fastest run 0.2 % (``benchmarks/results/round_statistic-epyc-avx2.txt``).
-    On a quiet device the two differ by the run-to-run spread, a few per cent. A round from an
-    agent that does not send its fastest run counts its median.
+    On a quiet device the two differ by the run-to-run spread, a few per cent.
     """
-    return min(m.latency.get("min_ms", m.latency["median_ms"]) for m in rounds)
+    return min(round_fastest(m) for m in rounds)
 
 
 def measure_rounds(
