@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from autoprune import zoo  # noqa: E402
 from autoprune._schema import atomic_write_text  # noqa: E402
-from autoprune.costmodel.calibrate import calibrate, kernels_of  # noqa: E402
+from autoprune.costmodel.calibrate import ROUNDS, calibrate, kernels_of  # noqa: E402
 from autoprune.costmodel.calibration import errors  # noqa: E402
 from autoprune.costmodel.kernels import featurize  # noqa: E402
 from autoprune.device import load_device_profile  # noqa: E402
@@ -184,6 +184,10 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
     lines.append("  vector blocks (output x reduction) chosen on its held-out models: "
                  + ", ".join(f"{k} {v[0]}x{v[1]}" for k, v in sorted(cal.blocks.items())) + " (held-out MAPE by candidate: "
                  + ", ".join(f"{label} {mape:.1%}" for label, mape in cal.notes.get("heldout_mape_by_blocks", {}).items()) + ")")
+    a = cal.notes["anchor"]
+    lines.append(f"  anchor: {a['models']} calibration models timed again in {a['rounds']} rounds of {a['window_s'] * 1e3:.0f} ms ran at "
+                 f"{a['ratio']:.3f}x their calibration timing (median; range {'-'.join(f'{x:.2f}' for x in a['range'])}x): "
+                 f"every calibration timing scaled by it")
     h = cal.heldout
     lines.append(f"  its own held-out {int(h['n'])} calibration models: MAPE {h['mape']:.1%}, within +/-10 % {h['within_10']:.0%}, "
                  f"p90 |error| {h['p90_abs']:.1%}; the timings' own repeatability ({int(h.get('repeat_n', 0))} of them timed "
@@ -291,7 +295,7 @@ def main() -> int:
     ap.add_argument("--leave-out", nargs="*", default=["densenet"])
     ap.add_argument("--plans", type=int, default=6, help="held-out plans per model")
     ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--cal-rounds", type=int, default=3)
+    ap.add_argument("--cal-rounds", type=int, default=ROUNDS)
     ap.add_argument("--window", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trials", type=int, default=40, help="trials per study in part modes")

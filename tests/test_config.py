@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from autoprune.config import StudyConfig, load_study_config
-from autoprune.device import DeviceProfile, load_device_profile
+from autoprune.device import load_device_profile
 from autoprune.exceptions import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

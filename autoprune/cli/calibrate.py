@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-minutes", type=float, default=12.0, metavar="M", help="wall-time budget of the calibration (default 12)")
     p.add_argument("--out", metavar="PATH", help="calibration file (default: <profile's directory>/calibrations/<device name>.json)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the probe and plan draws (default 0)")
-    p.add_argument("--rounds", type=int, default=3, metavar="R", help="interleaved timing rounds per model (default 3)")
+    p.add_argument("--rounds", type=int, metavar="R",
+                   help="interleaved timing rounds per model (default 4: autoprune.costmodel.calibrate.ROUNDS)")
     p.add_argument("--leave-out", default="", metavar="FAMILY[,FAMILY]",
                    help="zoo families not to calibrate on (to see the error on an unseen family)")
     p.set_defaults(func=run)
@@ -78,7 +79,7 @@ def _check(args: argparse.Namespace):
 
     if not args.budget_minutes > 0:
         raise ConfigError(f"--budget-minutes must be > 0, got {args.budget_minutes:g}")
-    if args.rounds < 1:
+    if args.rounds is not None and args.rounds < 1:
         raise ConfigError(f"--rounds must be >= 1, got {args.rounds}")
     leave_out = tuple(f.strip() for f in args.leave_out.split(",") if f.strip())
     unknown = [f for f in leave_out if f not in zoo.names()]
@@ -124,7 +125,7 @@ def _percent(x: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from .._schema import atomic_write_text
-    from ..costmodel.calibrate import calibrate
+    from ..costmodel.calibrate import ROUNDS, calibrate
     from ..costmodel.calibrated import load_device_calibration
     from ..costmodel.calibration import CalibrationError
     from ..device import load_device_profile
@@ -133,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     device, profile, out, leave_out = _check(args)
     progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        result = calibrate(device, args.budget_minutes, seed=args.seed, rounds=args.rounds, leave_out=leave_out, log=progress)
+        result = calibrate(device, args.budget_minutes, seed=args.seed, rounds=args.rounds or ROUNDS, leave_out=leave_out,
+                           log=progress)
     except ValueError as e:  # too few models measured to fit (fit, or the held-out draw, refuses)
         if isinstance(e, AutopruneError):  # already says what is wrong (a ConfigError is a ValueError too)
             raise
@@ -149,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"models: {notes.get('models')} measured on {device.name} ({notes.get('probe_models')} probes, "
           f"{notes.get('zoo_models')} zoo plans), {notes.get('rounds')} interleaved rounds of "
           f"{1e3 * notes.get('window_s', 0):.0f}-ms windows each (latency: the fastest run over the rounds, the device undisturbed)")
+    anchor = notes.get("anchor") or {}
+    if anchor.get("models"):
+        print(f"anchor: {anchor['models']} of them timed again in {anchor['rounds']} rounds of {1e3 * anchor['window_s']:.0f}-ms "
+              f"windows ran at {anchor['ratio']:.3f}x their calibration timing (median; every timing scaled by it, so "
+              f"latencies are predicted as a confirmation pass's longer timing finds them)")
     how = ("per-kernel coefficients fitted on onnxruntime's per-kernel profile, overhead and scale on whole-model latencies"
            if cal.method == "kernel-profile" else "per-kernel coefficients fitted on whole-model latencies")
     print(f"method: {cal.method} ({how})")

@@ -38,7 +38,8 @@ from .kernels import BLOCKS, FEATURES, Blocks, Kernel, family, featurize
 __all__ = ["Calibration", "Prediction", "CalibrationError", "fit", "load_calibration", "errors", "FORMAT", "VERSION"]
 
 FORMAT = "autoprune-calibration"
-VERSION = 6  # 6: fitted to each model's fastest run over the rounds, not its fastest round's median (calibrate.measure_models);
+VERSION = 7  # 7: probes off every multiple of 4 (probes._CHANNELS), 4 rounds, timings scaled by the anchor (calibrate._anchor);
+# 6: fitted to each model's fastest run over the rounds, not its fastest round's median (calibrate.measure_models);
 # 5: the padded output lanes of a partial block (kernels.FEATURES' pad_out_mmacs);
 # 4: a blocked-layout convolution reading an NCHW input is a kind of its own, weights read per run;
 # 3: activations read and written apart, grouped convolutions per group, the device's blocks chosen;
@@ -102,7 +103,7 @@ class Calibration:
             over :data:`EXTRAPOLATE` times that many is predicted with low confidence: the kind's
             cost was fitted where it was a small part of every model (an int8 DenseNet runs 8
             unfused BatchNormalizations where no calibrated model ran more than one, and its
-            int8 plans were priced 2-16 % high). Empty in a file from before (no check).
+            int8 plans were priced 2-16 % high by version 6). Empty in a file from before (no check).
     """
 
     device: dict[str, Any]

@@ -4,8 +4,11 @@ Each probe is a small torch module and its input: a convolution (plain, 1x1, dep
 grouped, 1-D) with its BatchNorm and ReLU (the runtime fuses them, as in real models), a
 Linear over tokens, an attention block, pooling, a residual add, a concatenation, a
 pre-activation BatchNorm and ReLU before a convolution (which run unfused). Channel
-counts are swept over multiples of 8 and over counts that are not (the vector block of a
-CPU is 8 or 16 floats; pruning with ``round_to: 1`` lands anywhere), kernels over 1/3/5,
+counts are swept over multiples of 8, over multiples of 4 that are not, and over counts that
+are not even that (the vector block of a CPU is 8 or 16 floats; pruning with ``round_to: 1``
+lands anywhere, three times in four off a multiple of 4, and onnxruntime on x86 runs a
+convolution whose input channels are not a multiple of 4 without its blocked layout: a
+kernel kind of its own, ``Conv/kxk``), kernels over 1/3/5,
 strides over 1/2 and spatial sizes over 7-32. Every probe is built fp32 and int8 (QDQ),
 exactly as an artifact is (:func:`autoprune.to_onnx`).
 
@@ -26,7 +29,10 @@ from .._scoped import torch_seeded
 
 __all__ = ["Probe", "probes", "KINDS"]
 
-_CHANNELS = (8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 72, 96, 128, 160)
+# A third of the counts off any multiple of 4 (up to calibration version 6 every count was a multiple of 4, so
+# a convolution refused the blocked layout appeared in no probe: a pruned pre-activation net's fell back to
+# another kind's costs).
+_CHANNELS = (8, 10, 12, 15, 16, 20, 23, 24, 30, 32, 40, 45, 48, 56, 61, 64, 72, 90, 96, 128, 150, 160)
 _SIZES = (7, 8, 14, 16, 28, 32)
 
 

@@ -9,7 +9,6 @@ import urllib.error
 import urllib.request
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 

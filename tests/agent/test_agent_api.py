@@ -83,7 +83,6 @@ def test_garbage_that_parses_as_protobuf_gets_onnxruntimes_reason(client):
 
 
 def test_unsupported_input_dtype_is_400(client):
-    import onnx
     from onnx import TensorProto, helper
 
     g = helper.make_graph([helper.make_node("Identity", ["s"], ["t"])], "g",

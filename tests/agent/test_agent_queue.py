@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from autoprune.agent import ApiError, MeasurementQueue
-from agent_kit import Client, make_model
+from agent_kit import Client
 
 
 def test_eight_concurrent_requests_are_all_measured_one_after_another(agent, tiny):

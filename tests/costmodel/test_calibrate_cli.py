@@ -12,7 +12,7 @@ import yaml
 
 from autoprune.cli import main
 from autoprune.cli.calibrate import set_calibration_key
-from autoprune.costmodel.calibrate import device_facts
+from autoprune.costmodel.calibrate import ANCHOR_ROUNDS, device_facts
 from autoprune.costmodel.calibrated import load_device_calibration
 from autoprune.costmodel.kernels import BLOCK_CHOICES
 from autoprune.device import PROFILE_DIRS, load_device_profile
@@ -74,6 +74,10 @@ def test_it_prints_progress_the_held_out_error_method_and_time(calibrated):
             f"one fastest run against the other: MAPE {100 * h['repeat_mape']:.1f} %") in out
     assert f"the timings' own repeatability MAPE {h['repeat_mape']:.1%}" in cal.describe()
     assert "(latency: the fastest run over the rounds, the device undisturbed)" in out
+    # the anchor: some models timed again in longer rounds; every timing scaled by their median ratio (never above 1)
+    a = cal.notes["anchor"]
+    assert a["models"] >= 1 and a["rounds"] == ANCHOR_ROUNDS and 0.0 < a["ratio"] <= 1.0 and a["window_s"] >= cal.notes["window_s"]
+    assert f"anchor: {a['models']} of them timed again in {a['rounds']} rounds" in out and f"ran at {a['ratio']:.3f}x" in out
     assert f"method: {cal.method} (" in out
     assert "time: " in out and "measured wall time" in out and "budget 0.3 min" in out
     assert f"calibration: {profile.parent / 'calibrations' / 'local-cpu.json'} (written;" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -149,6 +150,24 @@ def test_a_blocked_convolution_reading_an_nchw_input_is_a_kind_of_its_own(tmp_pa
     assert convs == ["nchwc.Conv/kxk-nchw", "nchwc.Conv/1x1"], [k.key for k in kernels]
     extended = [k.key for k in runtime_kernels(path, {"input": np.zeros((1, 3, 12, 12), np.float32)}, "extended")]
     assert not any("nchw" in key.rpartition("/")[2] for key in extended)  # no blocked layout, no such kind
+
+
+def test_the_probes_reach_the_convolutions_the_blocked_layout_refuses(tmp_path):
+    """On x86, onnxruntime runs a convolution whose input channels are not a multiple of 4 without its blocked layout
+    (a kind of its own, which a pruned pre-activation net runs): the probe sweep draws such counts and builds that kind."""
+    from autoprune.costmodel.probes import probes
+
+    unaligned = [p for p in itertools.islice(probes(0, kinds=("preact",)), 60) if p.example_input.shape[1] % 4]
+    assert len(unaligned) >= 10  # a third of the channel counts are off every multiple of 4
+    p = unaligned[0]
+    cin, hw = p.example_input.shape[1], p.example_input.shape[-1]
+    _, kernels = _read(tmp_path, lambda nn: list(p.module), (1, cin, hw, hw), 32)
+    convs = [k.key for k in kernels if _op(k.key)[0] in ("Conv", "FusedConv")]
+    _, aligned = _read(tmp_path, lambda nn: (nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, bias=False)),
+                       (1, 16, hw, hw), 32)
+    if not any(k.key.startswith("nchwc.") for k in aligned):  # deliberate: a CPU without the blocked layout (not x86)
+        pytest.skip(f"onnxruntime uses no blocked layout on this CPU: {[k.key for k in aligned]}")
+    assert len(convs) == 1 and convs[0] in ("Conv/kxk", "Conv/1x1"), [k.key for k in kernels]
 
 
 @pytest.mark.parametrize("bits", [32, 8])

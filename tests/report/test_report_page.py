@@ -2,7 +2,6 @@
 
 import json
 import re
-import threading
 import urllib.request
 
 import optuna
