@@ -169,3 +169,24 @@ def test_a_calibration_whose_repeated_timings_disagree_says_so():
     note = noise_note({"n": 400.0, "repeat_n": 100.0, "repeat_mape": 0.052, "repeat_within_10": 0.86})
     assert note.startswith("note: this machine's timings did not repeat (14.0 % of the models timed twice differ by more than 10 %)")
     assert note.endswith("calibrate again when it is quiet, or with more --rounds")
+
+
+
+def test_every_calibration_timing_is_scaled_by_the_anchor(monkeypatch, tmp_path):
+    """The anchor models' longer timing, here 0.8x their first (SYNTHETIC timings in place of the profiler's), scales
+    every model's latency before the fit."""
+    import autoprune.costmodel.calibrate as calibrate_module
+
+    calls = []
+    base = lambda name: 1.0 + 0.001 * len(name.removesuffix(calibrate_module.REPEAT))  # noqa: E731
+
+    def fake_measure(device, paths, rounds, window):
+        calls.append(rounds)
+        return {k: base(k) * (1.0 if len(calls) == 1 else 0.8) for k in paths}
+
+    monkeypatch.setattr(calibrate_module, "measure_models", fake_measure)
+    run = calibrate_module.calibrate(load_device_profile("local-cpu"), 0.05, seed=1, workdir=tmp_path)
+    assert calls == [calibrate_module.ROUNDS, calibrate_module.ANCHOR_ROUNDS]  # the timing, then the anchor
+    assert run.calibration.notes["anchor"]["ratio"] == pytest.approx(0.8) and run.calibration.notes["anchor"]["models"] >= 1
+    assert len(run.measured_ms) >= 2
+    assert all(v == pytest.approx(0.8 * base(k)) for k, v in run.measured_ms.items())
