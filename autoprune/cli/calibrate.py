@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
     anchor = notes.get("anchor") or {}
     if anchor.get("models"):
         print(f"anchor: {anchor['models']} of them timed again in {anchor['rounds']} rounds of {1e3 * anchor['window_s']:.0f}-ms "
-              f"windows ran at {anchor['ratio']:.3f}x their calibration timing (median; every timing scaled by it, so "
-              f"latencies are predicted as a confirmation pass's longer timing finds them)")
+              f"windows ran at {anchor['ratio']:.3f}x their calibration timing (measured; the median, at most 1, scales every "
+              f"timing, so latencies are predicted as a longer timing finds them)")
     how = ("per-kernel coefficients fitted on onnxruntime's per-kernel profile, overhead and scale on whole-model latencies"
            if cal.method == "kernel-profile" else "per-kernel coefficients fitted on whole-model latencies")
     print(f"method: {cal.method} ({how})")
