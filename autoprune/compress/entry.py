@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..device import SUPPORTED_BITS
 from ..inputs import Data, to_numpy
 from ..plan import Plan
 from ..space import SearchSpace, discover
@@ -26,8 +27,8 @@ from .quantize import check_runnable
 
 __all__ = ["build", "prune", "to_onnx", "TrainingData"]
 
-# Without a study's space, a plan is checked against what the model allows, not a search's limits.
-_ANY_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
+# Without a study's space, a plan is checked against what the model allows, not a search's limits:
+# any ratio up to this, any bit-width a device profile may name (SUPPORTED_BITS).
 _ANY_RATIO = 0.95
 
 
@@ -75,7 +76,7 @@ def _space(model: nn.Module, example_input: torch.Tensor, study=None) -> SearchS
     """The space a plan is built in: the study's channel rounding and exclusions when known."""
     s = study.search if study is not None else None
     kw = {"round_to": s.round_to, "exclude": s.exclude} if s is not None else {}
-    return discover(model, example_input, max_ratio=_ANY_RATIO, bits=_ANY_BITS, **kw)
+    return discover(model, example_input, max_ratio=_ANY_RATIO, bits=SUPPORTED_BITS, **kw)
 
 
 def build(model: nn.Module, plan: Plan, data: Any, example_input: torch.Tensor, settings: BuildSettings | None = None, *,
