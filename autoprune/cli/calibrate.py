@@ -151,11 +151,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"models: {notes.get('models')} measured on {device.name} ({notes.get('probe_models')} probes, "
           f"{notes.get('zoo_models')} zoo plans), {notes.get('rounds')} interleaved rounds of "
           f"{1e3 * notes.get('window_s', 0):.0f}-ms windows each (latency: the fastest run over the rounds, the device undisturbed)")
-    anchor = notes.get("anchor") or {}
-    if anchor.get("models"):
-        print(f"anchor: {anchor['models']} of them timed again in {anchor['rounds']} rounds of {1e3 * anchor['window_s']:.0f}-ms "
-              f"windows ran at {anchor['ratio']:.3f}x their calibration timing (measured; the median, at most 1, scales every "
-              f"timing, so latencies are predicted as a longer timing finds them)")
     how = ("per-kernel coefficients fitted on onnxruntime's per-kernel profile, overhead and scale on whole-model latencies"
            if cal.method == "kernel-profile" else "per-kernel coefficients fitted on whole-model latencies")
     print(f"method: {cal.method} ({how})")

@@ -4,16 +4,18 @@ The probes (:mod:`.probes`: single kernels swept over channels, kernels, strides
 alignment, fp32 and int8) and the zoo architectures at random plans are built as artifacts
 are, then timed through **the device's own profiler** (local or agent) in interleaved rounds
 (:func:`~autoprune.profile.rounds.measure_rounds`, the confirmation pass's protocol, with a
-shorter window). A few of them are timed again in longer rounds, and every timing is scaled
-by how much faster those found the device (:func:`_anchor`: a fastest run found in a short
-timing lies above the one a longer timing finds). A share of the models is held out of the fit and predicted: that error is
+shorter window). A share of the models is held out of the fit and predicted: that error is
 printed and stored; the stored coefficients are then refitted on every model. What the fit
 cannot read from the graph is chosen the same way, on the held-out models: the device's vector
 blocks (:func:`_choose_blocks`) and the fitting method.
 
 The time is bounded by ``budget_minutes``: building stops at about 40 % of it, and the timing
-window is sized so that the kernel profiles, the rounds and the anchor (5 % of the budget) fit in
-what is left.
+window is sized so that the kernel profiles and the rounds fit in what is left.
+
+What the calibration cannot see is the host's speed later: a shared VM runs at different speeds
+for minutes at a time. An anchor tried in version 7 (some models timed again at the end in
+longer rounds, every timing scaled by their median ratio) never found a faster device than the
+calibration had, in three runs; the drift came later (docs/costmodel.md), so it was dropped.
 """
 
 from __future__ import annotations
@@ -45,13 +47,6 @@ MIN_WINDOW_S, MAX_WINDOW_S = 0.02, 0.25
 # 6.6-7.5 % where 3 repeated with 10.2-11.4 % (benchmarks/calibration_rounds.py, 150 calibration models traced
 # together; benchmarks/results/calibration_rounds-epyc-avx2.txt)
 ROUNDS = 4
-# The anchor: a few calibration models timed again at the end in longer rounds, about the confirmation pass's
-# protocol. A fastest run found in ~0.15 s of timing lies above the one ~1.5 s finds, more on a noisy host (the
-# held-out models of benchmarks/costmodel.py, timed 10 x 0.25 s, ran at 0.93-0.99x the calibration's timing of the
-# same models); every calibration timing is scaled by the anchor models' median ratio, so the model predicts
-# the fastest run as a longer timing finds it. Unproven so far: in both version-7 benchmark runs (calmer hours)
-# it found 1.000 and changed nothing (docs/costmodel.md).
-ANCHOR_MODELS, ANCHOR_ROUNDS, ANCHOR_SHARE = 24, 6, 0.05  # models, rounds, share of the budget (windows up to MAX_WINDOW_S)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,16 +235,6 @@ def _window(budget_s: float, n: int, rounds: int) -> float:
     return float(min(MAX_WINDOW_S, max(MIN_WINDOW_S, per)))
 
 
-def _anchor(timed: Mapping[str, float], anchored: Mapping[str, float]) -> dict[str, Any]:
-    """How the anchor models' longer timing compares with their calibration timing: ``ratio`` (the median of
-    longer / calibration, at most 1: a longer timing can only find a faster run, and a ratio above 1 is the host
-    slowing down meanwhile), ``range`` and ``models``. 1 when no anchor model could be timed."""
-    ratios = sorted(anchored[k] / timed[k] for k in anchored if k in timed)
-    if not ratios:
-        return {"ratio": 1.0, "range": [], "models": 0}
-    return {"ratio": min(1.0, float(np.median(ratios))), "range": [round(ratios[0], 4), round(ratios[-1], 4)], "models": len(ratios)}
-
-
 def _choose_blocks(train: list[Sample], held: list[Sample], measured: dict[str, float], facts: dict[str, Any],
                    level: str) -> tuple[Calibration, dict[str, float]]:
     """The device's vector blocks on evidence: the whole-model fit at each of :data:`.kernels.BLOCK_CHOICES`, the
@@ -300,19 +285,13 @@ def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int 
         repeats = set(rng.choice(sorted(held), size=min(REPEATS, len(held)), replace=False).tolist())
         paths = {s.name: s.path for s in samples}
         paths.update({f"{s.name}{REPEAT}": s.path for s in samples if s.name in repeats})
-        fit_in = int(ANCHOR_SHARE * budget / (ANCHOR_ROUNDS * (MIN_WINDOW_S + 0.01)))  # a small budget anchors fewer models
-        anchors = rng.choice([s.name for s in samples], size=max(1, min(ANCHOR_MODELS, len(samples), fit_in)), replace=False).tolist()
-        anchor_window = _window(ANCHOR_SHARE * budget, len(anchors), ANCHOR_ROUNDS)
-        left = budget - (t_kernels - t_start) - 10.0 - len(anchors) * ANCHOR_ROUNDS * (anchor_window + 0.01)
+        left = budget - (t_kernels - t_start) - 10.0
         window = _window(left, len(paths), rounds)
         log(f"timing {len(samples)} models ({len(repeats)} of them twice): {rounds} interleaved rounds of "
             f"{window * 1e3:.0f}-ms windows on {device.name}")
         timed = measure_models(device, paths, rounds, window)
-        log(f"anchoring: {len(anchors)} of them timed again, {ANCHOR_ROUNDS} interleaved rounds of {anchor_window * 1e3:.0f}-ms windows")
-        anchored = measure_models(device, {a: paths[a] for a in anchors}, ANCHOR_ROUNDS, anchor_window)
         t_timed = time.perf_counter()
-    anchor = _anchor(timed, anchored)
-    measured = {k: v * anchor["ratio"] for k, v in timed.items() if not k.endswith(REPEAT)}
+    measured = {k: v for k, v in timed.items() if not k.endswith(REPEAT)}
     noise = repeatability(timed)
     samples = [s for s in samples if s.name in measured]
     held &= set(measured)
@@ -339,7 +318,7 @@ def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int 
     seconds = {"build": t_built - t_start, "kernels": t_kernels - t_built, "time": t_timed - t_kernels}
     notes = {"models": len(samples), "probe_models": sum(not s.kind.startswith("zoo:") for s in samples),
              "zoo_models": sum(s.kind.startswith("zoo:") for s in samples), "left_out_families": list(leave_out),
-             "rounds": rounds, "window_s": round(window, 4), "anchor": {**anchor, "rounds": ANCHOR_ROUNDS, "window_s": round(anchor_window, 4)},
+             "rounds": rounds, "window_s": round(window, 4),
              "seconds": {k: round(v, 1) for k, v in seconds.items()},
              "seed": seed, "heldout_by_method": heldout_by, "heldout_mape_by_blocks": blocks_heldout}
     calibration = fit([s.kernels for s in samples], [measured[s.name] for s in samples], facts,

@@ -38,7 +38,8 @@ from .kernels import BLOCKS, FEATURES, Blocks, Kernel, family, featurize
 __all__ = ["Calibration", "Prediction", "CalibrationError", "fit", "load_calibration", "errors", "FORMAT", "VERSION"]
 
 FORMAT = "autoprune-calibration"
-VERSION = 7  # 7: probes off every multiple of 4 (probes._CHANNELS), 4 rounds, timings scaled by the anchor (calibrate._anchor);
+VERSION = 7  # 7: probes off every multiple of 4 (probes._CHANNELS), 4 rounds (the first v7 files were also scaled by
+# an anchor, 1.000 in each of its three benchmark runs, then dropped; a file it scaled is still a valid v7 fit);
 # 6: fitted to each model's fastest run over the rounds, not its fastest round's median (calibrate.measure_models);
 # 5: the padded output lanes of a partial block (kernels.FEATURES' pad_out_mmacs);
 # 4: a blocked-layout convolution reading an NCHW input is a kind of its own, weights read per run;

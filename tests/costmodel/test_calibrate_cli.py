@@ -12,7 +12,7 @@ import yaml
 
 from autoprune.cli import main
 from autoprune.cli.calibrate import set_calibration_key
-from autoprune.costmodel.calibrate import ANCHOR_ROUNDS, device_facts
+from autoprune.costmodel.calibrate import device_facts
 from autoprune.costmodel.calibrated import load_device_calibration
 from autoprune.costmodel.kernels import BLOCK_CHOICES
 from autoprune.device import PROFILE_DIRS, load_device_profile
@@ -74,10 +74,6 @@ def test_it_prints_progress_the_held_out_error_method_and_time(calibrated):
             f"one fastest run against the other: MAPE {100 * h['repeat_mape']:.1f} %") in out
     assert f"the timings' own repeatability MAPE {h['repeat_mape']:.1%}" in cal.describe()
     assert "(latency: the fastest run over the rounds, the device undisturbed)" in out
-    # the anchor: some models timed again in longer rounds; every timing scaled by their median ratio (never above 1)
-    a = cal.notes["anchor"]
-    assert a["models"] >= 1 and a["rounds"] == ANCHOR_ROUNDS and 0.0 < a["ratio"] <= 1.0 and a["window_s"] >= cal.notes["window_s"]
-    assert f"anchor: {a['models']} of them timed again in {a['rounds']} rounds" in out and f"ran at {a['ratio']:.3f}x" in out
     assert f"method: {cal.method} (" in out
     assert "time: " in out and "measured wall time" in out and "budget 0.3 min" in out
     assert f"calibration: {profile.parent / 'calibrations' / 'local-cpu.json'} (written;" in out
@@ -172,9 +168,9 @@ def test_a_calibration_whose_repeated_timings_disagree_says_so():
 
 
 
-def test_every_calibration_timing_is_scaled_by_the_anchor(monkeypatch, tmp_path):
-    """The anchor models' longer timing, here 0.8x their first (SYNTHETIC timings in place of the profiler's), scales
-    every model's latency before the fit."""
+def test_the_fit_takes_each_models_timing_as_measured_in_one_pass(monkeypatch, tmp_path):
+    """One timing pass of ROUNDS interleaved rounds, and each model's latency is its timing, unscaled (SYNTHETIC
+    timings in place of the profiler's; version 7's first files scaled them by an anchor, since dropped)."""
     import autoprune.costmodel.calibrate as calibrate_module
 
     calls = []
@@ -182,11 +178,10 @@ def test_every_calibration_timing_is_scaled_by_the_anchor(monkeypatch, tmp_path)
 
     def fake_measure(device, paths, rounds, window):
         calls.append(rounds)
-        return {k: base(k) * (1.0 if len(calls) == 1 else 0.8) for k in paths}
+        return {k: base(k) for k in paths}
 
     monkeypatch.setattr(calibrate_module, "measure_models", fake_measure)
     run = calibrate_module.calibrate(load_device_profile("local-cpu"), 0.05, seed=1, workdir=tmp_path)
-    assert calls == [calibrate_module.ROUNDS, calibrate_module.ANCHOR_ROUNDS]  # the timing, then the anchor
-    assert run.calibration.notes["anchor"]["ratio"] == pytest.approx(0.8) and run.calibration.notes["anchor"]["models"] >= 1
+    assert calls == [calibrate_module.ROUNDS]
     assert len(run.measured_ms) >= 2
-    assert all(v == pytest.approx(0.8 * base(k)) for k, v in run.measured_ms.items())
+    assert all(v == base(k) for k, v in run.measured_ms.items())

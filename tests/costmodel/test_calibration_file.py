@@ -203,16 +203,3 @@ def test_a_calibration_records_the_cpus_vector_extension(cpuinfo, isa):
 
     assert vector_isa(cpuinfo) == isa
     assert vector_isa("") == vector_isa("no flags here")  # no flags: the machine name, whatever this host is
-
-
-def test_the_anchor_scales_timings_to_the_longer_timings_median_ratio_never_above_one():
-    """A longer timing finds a faster run, never a slower one: its median ratio to the calibration timing scales every
-    timing; a ratio above 1 (the host slowing meanwhile) is not applied, and no anchor model leaves timings as measured."""
-    from autoprune.costmodel.calibrate import _anchor
-
-    timed = {"a": 1.0, "b": 2.0, "c": 4.0, "d": 1.0}
-    got = _anchor(timed, {"a": 0.9, "b": 1.6, "c": 3.8})  # ratios 0.9, 0.8, 0.95
-    assert got == {"ratio": pytest.approx(0.9), "range": [0.8, 0.95], "models": 3}
-    assert _anchor(timed, {"a": 1.1, "b": 2.4, "d": 0.95})["ratio"] == 1.0  # median 1.1: the host, not the timing
-    assert _anchor(timed, {}) == {"ratio": 1.0, "range": [], "models": 0}
-    assert _anchor(timed, {"x": 0.5})["models"] == 0  # a model the calibration did not time is no anchor
