@@ -302,6 +302,8 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trials", type=int, default=40, help="trials per study in part modes")
+    ap.add_argument("--measure-twice", action="store_true",
+                    help="part modes: run the measure study a second time, last: the floor of the hypervolume comparison")
     ap.add_argument("--drift-refs", type=int, default=24, help="calibration models timed again beside the held-out ones")
     ap.add_argument("--dump", help="keep every model (ONNX) and its timings in this directory (data.json), for offline fits")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "costmodel"))

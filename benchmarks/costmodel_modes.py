@@ -9,7 +9,8 @@ from the storage), how many trials hybrid measured. Then every run's front is re
 and all fronts' artifacts are timed together with the confirmation protocol (interleaved
 rounds, trimmed mean of the round medians): the hypervolume of each front over (accuracy,
 that latency) with one reference point, so the three fronts are compared on the same
-measurements, taken in the same minutes.
+measurements, taken in the same minutes. With ``--measure-twice`` the measure study runs a second
+time, last: how far two runs of the same study differ is the floor of every hypervolume ratio.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _study_yaml(tmp: Path, mode: str, n_trials: int, device: Path) -> Path:
+def _study_yaml(tmp: Path, run: str, mode: str, n_trials: int, device: Path) -> Path:
     cfg = yaml.safe_load((ROOT / "studies" / "quickstart.yaml").read_text())
-    cfg["name"] = f"quickstart-{mode}"
+    cfg["name"] = f"quickstart-{run}"
     cfg["device"] = str(device)
     cfg["search"]["n_trials"] = n_trials
     cfg["search"].pop("timeout_s", None)
     cfg["search"]["mode"] = mode
-    path = tmp / f"quickstart-{mode}.yaml"
+    path = tmp / f"quickstart-{run}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
@@ -57,7 +58,7 @@ def _search_rate(run_dir: Path, name: str) -> tuple[float, int]:
     return len(done) / ((end - start).total_seconds() / 60.0), len(done)
 
 
-def _front_artifacts(run_dir: Path, config_path: Path, out: Path) -> list[tuple[str, float, Path]]:
+def _front_artifacts(run_dir: Path, config_path: Path, out: Path, run: str) -> list[tuple[str, float, Path]]:
     """``(key, accuracy, path)`` of every point of the run's front, rebuilt with the study's build."""
     from autoprune.config import load_study_config
     from autoprune.plan import Plan
@@ -77,7 +78,7 @@ def _front_artifacts(run_dir: Path, config_path: Path, out: Path) -> list[tuple[
         artifact = build(ctx, plan)
         path = out / f"{config.name}-{p['number']}.onnx"
         path.write_bytes(artifact.onnx_bytes)
-        made.append((f"{config.search.mode}:{p['number']}", float(p["metrics"]["accuracy"]["value"]), path))
+        made.append((f"{run}:{p['number']}", float(p["metrics"]["accuracy"]["value"]), path))
     return made
 
 
@@ -97,23 +98,26 @@ def modes(args, lines: list[str], doc: dict, run=None) -> None:
         device = tmp / "local-cpu.yaml"
         device.write_text(yaml.safe_dump(profile, sort_keys=False))
         results = {}
-        for mode in ("measure", "model", "hybrid"):
-            study = _study_yaml(tmp, mode, args.n_trials, device)
-            run_dir = tmp / f"run-{mode}"
+        # A second measure study, last, gives the floor: how far two runs of the same study's front differ.
+        runs = [("measure", "measure"), ("model", "model"), ("hybrid", "hybrid")]
+        runs += [("measure-again", "measure")] if args.measure_twice else []
+        for label, mode in runs:
+            study = _study_yaml(tmp, label, mode, args.n_trials, device)
+            run_dir = tmp / f"run-{label}"
             wall = run_study_process(study, run_dir)
-            rate, n = _search_rate(run_dir, f"quickstart-{mode}")
+            rate, n = _search_rate(run_dir, f"quickstart-{label}")
             measured = None
             if mode == "hybrid":
-                st = optuna.load_study(study_name="quickstart-hybrid", storage=f"sqlite:///{run_dir / 'study.db'}")
+                st = optuna.load_study(study_name=f"quickstart-{label}", storage=f"sqlite:///{run_dir / 'study.db'}")
                 decided = [t.user_attrs.get("measurement", {}).get("device", {}).get("hybrid", {}).get("decided")
                            for t in st.get_trials(deepcopy=False)]
                 measured = (decided.count("measured"), decided.count("modelled"))
-            results[mode] = {"wall_s": wall, "trials_per_min": rate, "trials": n, "run": run_dir, "yaml": study,
+            results[label] = {"wall_s": wall, "trials_per_min": rate, "trials": n, "run": run_dir, "yaml": study,
                              "hybrid_measured_modelled": measured}
-            print(f"{mode}: {n} trials, {rate:.1f} trials/min of search, {wall:.0f} s in all", flush=True)
+            print(f"{label}: {n} trials, {rate:.1f} trials/min of search, {wall:.0f} s in all", flush=True)
         arts = []
-        for mode, r in results.items():
-            arts += _front_artifacts(r["run"], r["yaml"], tmp)
+        for label, r in results.items():
+            arts += _front_artifacts(r["run"], r["yaml"], tmp, label)
         dev = load_device_profile("local-cpu")
         profiler = make_profiler(dev)
         got, failed = measure_rounds(profiler, {k: p for k, _, p in arts}, args.rounds, args.window)
@@ -124,15 +128,18 @@ def modes(args, lines: list[str], doc: dict, run=None) -> None:
     base = results["measure"]
     lines.append(f"study modes on the quickstart ({args.n_trials} trials each, same calibration; fronts re-measured together, "
                  f"{args.rounds} interleaved rounds of {args.window} s; reference point {ref}):")
-    for mode, r in results.items():
-        pts = [p for k, p in points.items() if k.startswith(mode + ":")]
+    for label, r in results.items():
+        pts = [p for k, p in points.items() if k.startswith(label + ":")]
         hv = hypervolume(pts, ref)
         r["hypervolume"] = hv
         extra = ""
         if r["hybrid_measured_modelled"]:
             extra = f"; measured {r['hybrid_measured_modelled'][0]} of {sum(r['hybrid_measured_modelled'])} trials"
-        lines.append(f"  {mode:8s} {r['trials']:3d} trials, {r['trials_per_min']:6.1f} trials/min ({r['trials_per_min'] / base['trials_per_min']:.2f}x "
+        lines.append(f"  {label:13s} {r['trials']:3d} trials, {r['trials_per_min']:6.1f} trials/min ({r['trials_per_min'] / base['trials_per_min']:.2f}x "
                      f"measure), wall {r['wall_s']:5.0f} s ({r['wall_s'] / base['wall_s']:.2f}x), front {len(pts)} points, "
                      f"hypervolume {hv:.5g} ({hv / base.get('hypervolume', hv):.3f}x measure){extra}")
+    if "measure-again" in results:
+        lines.append("  (measure-again: the same measure study run a second time, after the others: how far two runs of one "
+                     "study's front differ, the floor of the hypervolume comparisons)")
     doc["modes"] = {m: {k: (str(v) if isinstance(v, Path) else v) for k, v in r.items()} for m, r in results.items()}
     doc["modes_front_latency_ms"] = latency
