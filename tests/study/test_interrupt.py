@@ -25,8 +25,11 @@ COMPLETE, RUNNING, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialSt
 
 def _run(study, out) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # SIGINT as a terminal leaves it, whatever this suite inherited: a shell running it in the background (`&`)
+    # ignores SIGINT, a child keeps that, and Python then installs no KeyboardInterrupt handler at all
     return subprocess.Popen([sys.executable, "-m", "autoprune", "run", str(study), "--out", str(out), "--quiet"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _trials(out) -> list[optuna.trial.FrozenTrial]:
