@@ -236,8 +236,8 @@ def accuracy(args, lines: list[str], doc: dict) -> object:
     groups = {"held-out plans (families in the calibration)": [n for n, (_, f) in heldout.items() if f not in args.leave_out],
               f"left-out family ({', '.join(args.leave_out)})": [n for n, (_, f) in heldout.items() if f in args.leave_out]}
     doc.update(calibration=cal.to_dict(), drift=drift, drift_ratios=ratios,
-               drift_floor={"within_10": reproduced, "within_10_drift_corrected": reproduced_drift}, measured=measured, rounds=rounds, rounds_min=fastest,
-               predicted=predicted,
+               drift_floor={"within_10": reproduced, "within_10_drift_corrected": reproduced_drift},
+               measured=measured, rounds=rounds, rounds_min=fastest, predicted=predicted,
                failed=failed, gbdt=gbdt if isinstance(gbdt, str) else dict(gbdt))
     for stat, (per_round, f) in stats.items():
         meas = measured_by[stat]

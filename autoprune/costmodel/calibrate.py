@@ -318,8 +318,7 @@ def calibrate(device: DeviceProfile, budget_minutes: float = 12.0, *, seed: int 
     seconds = {"build": t_built - t_start, "kernels": t_kernels - t_built, "time": t_timed - t_kernels}
     notes = {"models": len(samples), "probe_models": sum(not s.kind.startswith("zoo:") for s in samples),
              "zoo_models": sum(s.kind.startswith("zoo:") for s in samples), "left_out_families": list(leave_out),
-             "rounds": rounds, "window_s": round(window, 4),
-             "seconds": {k: round(v, 1) for k, v in seconds.items()},
+             "rounds": rounds, "window_s": round(window, 4), "seconds": {k: round(v, 1) for k, v in seconds.items()},
              "seed": seed, "heldout_by_method": heldout_by, "heldout_mape_by_blocks": blocks_heldout}
     calibration = fit([s.kernels for s in samples], [measured[s.name] for s in samples], facts,
                       node_ms=nodes(samples) if method == "kernel-profile" else None, level=level, heldout=heldout, notes=notes,

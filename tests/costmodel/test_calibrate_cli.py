@@ -167,7 +167,6 @@ def test_a_calibration_whose_repeated_timings_disagree_says_so():
     assert note.endswith("calibrate again when it is quiet, or with more --rounds")
 
 
-
 def test_the_fit_takes_each_models_timing_as_measured_in_one_pass(monkeypatch, tmp_path):
     """One timing pass of ROUNDS interleaved rounds, and each model's latency is its timing, unscaled (SYNTHETIC
     timings in place of the profiler's; version 7's first files scaled them by an anchor, since dropped)."""
