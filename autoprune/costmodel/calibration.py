@@ -38,10 +38,11 @@ from .kernels import BLOCKS, FEATURES, Blocks, Kernel, family, featurize
 __all__ = ["Calibration", "Prediction", "CalibrationError", "fit", "load_calibration", "errors", "FORMAT", "VERSION"]
 
 FORMAT = "autoprune-calibration"
-VERSION = 7  # 7: probes off every multiple of 4 (probes._CHANNELS), 4 rounds (the first v7 files were also scaled by
+VERSION = 8  # 8: the padded output lanes at 8, 16 and 32 wide, each kind weighing its own (kernels.PAD_WIDTHS);
+# 7: probes off every multiple of 4 (probes._CHANNELS), 4 rounds (the first v7 files were also scaled by
 # an anchor, 1.000 in each of its three benchmark runs, then dropped; a file it scaled is still a valid v7 fit);
 # 6: fitted to each model's fastest run over the rounds, not its fastest round's median (calibrate.measure_models);
-# 5: the padded output lanes of a partial block (kernels.FEATURES' pad_out_mmacs);
+# 5: the padded output lanes of a partial block at the device's chosen block;
 # 4: a blocked-layout convolution reading an NCHW input is a kind of its own, weights read per run;
 # 3: activations read and written apart, grouped convolutions per group, the device's blocks chosen;
 # 2: the partial-block and output-position features (kernels.FEATURES). Older versions are refused

@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-__all__ = ["Kernel", "FEATURES", "Blocks", "BLOCKS", "BLOCK_CHOICES", "LEVELS", "featurize", "runtime_kernels", "family"]
+__all__ = ["Kernel", "FEATURES", "PAD_WIDTHS", "Blocks", "BLOCKS", "BLOCK_CHOICES", "LEVELS", "featurize", "runtime_kernels", "family"]
 
 # Features of one kernel, each cost-linear: a launch, work, activation traffic (read and written
 # apart: an int8 kernel requantizes every output), and the work that falls outside the CPU kernels'
@@ -47,21 +47,25 @@ __all__ = ["Kernel", "FEATURES", "Blocks", "BLOCKS", "BLOCK_CHOICES", "LEVELS", 
 # its rows count once per group. Each feature was chosen on held-out error of a 2,000-model
 # calibration timed once (benchmarks/costmodel.py --dump; docs/costmodel.md). ``weight_mb``: the MB
 # of a convolution's or matrix product's weights, read once a run whatever its positions, so a
-# wide layer at a small spatial size (few rows to spread them over) pays for them. ``pad_out_mmacs``:
-# the MACs of the output lanes the last partial block pads (``block - out_ch % block`` channels of
-# the layer's MACs per channel): a GEMM computes whole blocks, so pruning a layer a few channels past
-# a block boundary costs up to a block of work it does not keep. The tail features cannot say this:
-# with non-negative coefficients, a partial block's cost can only grow with the channels in it, and
-# its padding shrinks as they do (on an AMD EPYC calibration, 1,863 models, this feature took the
-# 5-fold held-out MAPE from 9.2 % to 8.9 % and the share within +/-10 % from 71 % to 74 %, on each of
-# three fold draws; the same for the reduction's padding added nothing).
+# wide layer at a small spatial size (few rows to spread them over) pays for them.
+# ``pad_out{8,16,32}_mmacs``: the MACs of the output lanes a GEMM pads when it computes whole blocks
+# of that many outputs (``width - out_ch % width`` channels of the layer's MACs per channel), so
+# pruning a layer a few channels past a block boundary costs up to a block of work it does not keep.
+# The tail features cannot say this: with non-negative coefficients, a partial block's cost can only
+# grow with the channels in it, and its padding shrinks as they do. All three widths are features,
+# and each kernel kind's fit weighs them: one device runs its kinds at different widths (on an
+# AVX-512 host, the fp32 convolutions pad to 32 and the int8 ones to 16 or 8, and in onnxruntime's
+# profiler an int8 convolution with 8 outputs ran twice as long as one with 24 outputs and 8 inputs, the same MACs).
+# Version 5 read one width, the device's chosen block; reading the three took a 2,000-model AMD
+# EPYC AVX-512 calibration's 5-fold held-out share within +/-10 % on its zoo plans from 96.7 % to
+# 98.4 % (MAPE 2.9 % to 2.8 %), and a width of 64 or the reduction's padding added nothing.
 FEATURES = ("launch", "mmacs", "act_in_mb", "tail_out_mmacs", "tail_in_mmacs", "tail_out", "tail_in", "kpositions",
-            "act_out_mb", "weight_mb", "pad_out_mmacs")
+            "act_out_mb", "weight_mb", "pad_out8_mmacs", "pad_out16_mmacs", "pad_out32_mmacs")
+PAD_WIDTHS = (8, 16, 32)  # the output widths whose padded lanes are features (``pad_out{w}_mmacs``)
 Blocks = Mapping[str, tuple[int, int]]  # {"fp32" | "int8": (output block, reduction block)}
 BLOCKS: dict[str, tuple[int, int]] = {"fp32": (16, 4), "int8": (16, 4)}
 BLOCK_CHOICES: dict[str, tuple[tuple[int, int], ...]] = {"fp32": ((8, 4), (16, 4), (32, 4)), "int8": ((8, 4), (16, 4), (32, 4))}
 _TAILS = slice(3, 7)  # tail_out_mmacs, tail_in_mmacs, tail_out, tail_in
-_PAD = FEATURES.index("pad_out_mmacs")
 
 
 LEVELS = {
@@ -89,7 +93,8 @@ class Kernel:
         name: The node's name in the optimized graph.
         features: Values of :data:`FEATURES` (1, MMACs, MB of activations read, the MMACs and
             counts of partial vector blocks, thousands of output positions (per group), MB written,
-            MB of weights of a convolution or matrix product, MMACs of the padded output lanes).
+            MB of weights of a convolution or matrix product, MMACs of the padded output lanes at
+            each of :data:`PAD_WIDTHS`).
         weight_mb: MB of constants it reads (weights, biases, quantization parameters, of any
             kernel): for the energy model (:mod:`.energy`).
         gemm: For a convolution or matrix product with a weight: its precision and the GEMM
@@ -118,20 +123,19 @@ def _tails(macs: float, out_ch: int, in_ch: int, blocks: tuple[int, int]) -> tup
     return macs * tail_out / 1e6, macs * tail_in / 1e6, float(tail_out > 0), float(tail_in > 0)
 
 
-def _pad_out(macs: float, out_ch: int, blocks: tuple[int, int]) -> float:
-    """MMACs of the output lanes padding the last partial block (none when the channels fill whole blocks)."""
-    out_block = blocks[0]
-    return macs / out_ch * (-out_ch % out_block) / 1e6 if out_ch else 0.0
+def _pad_out(macs: float, out_ch: int, width: int) -> float:
+    """MMACs of the output lanes padding the last partial block of ``width`` outputs (none when the channels fill whole blocks)."""
+    return macs / out_ch * (-out_ch % width) / 1e6 if out_ch else 0.0
 
 
 def featurize(kernel: Kernel, blocks: Blocks) -> tuple[float, ...]:
-    """``kernel``'s features with its partial blocks read at ``blocks`` (a kernel is read at :data:`BLOCKS`)."""
+    """``kernel``'s features with its partial blocks read at ``blocks`` (a kernel is read at :data:`BLOCKS`; its padded
+    lanes are read at every one of :data:`PAD_WIDTHS` whatever the blocks)."""
     if kernel.gemm is None:
         return kernel.features
     precision, out_ch, in_ch = kernel.gemm
     f = list(kernel.features)
     f[_TAILS] = _tails(f[1] * 1e6, out_ch, in_ch, tuple(blocks[precision]))
-    f[_PAD] = _pad_out(f[1] * 1e6, out_ch, tuple(blocks[precision]))
     return tuple(f)
 
 
@@ -249,7 +253,7 @@ def _kernel(node: onnx.NodeProto, shapes: dict, constants: set[str], blocked: se
     precision = "int8" if op in _INT8 else "fp32"
     gemm = (precision, out_ch, in_ch) if (out_ch or in_ch) else None
     features = (1.0, macs / 1e6, in_bytes / 1e6, *_tails(macs, out_ch, in_ch, BLOCKS[precision]), positions / 1e3,
-                out_bytes / 1e6, weight_bytes / 1e6 if gemm else 0.0, _pad_out(macs, out_ch, BLOCKS[precision]))
+                out_bytes / 1e6, weight_bytes / 1e6 if gemm else 0.0, *(_pad_out(macs, out_ch, w) for w in PAD_WIDTHS))
     return Kernel(key, node.name or op, features, weight_bytes / 1e6, gemm, precision)
 
 

@@ -16,18 +16,19 @@ DEVICE = {"name": "synthetic-cpu", "profiler": "local", "threads": 1, "execution
 # A SYNTHETIC device: per kind, ms per launch, per MMAC, per MB of activations read, per MMAC in partial
 # vector blocks (output, reduction), per partial block, per thousand output positions, per MB written and
 # per MB of weights; 0.02 ms per run overhead.
-TRUE = {"nchwc.Conv/kxk": (0.004, 0.02, 0.01, 0.03, 0.01, 0.001, 0.0005, 0.002, 0.02, 0.05, 0.0),
-        "ms.QLinearConv/dw": (0.003, 0.05, 0.02, 0.04, 0.0, 0.002, 0.0, 0.001, 0.03, 0.0, 0.05),
-        "Gemm/w": (0.002, 0.03, 0.005, 0.0, 0.02, 0.0, 0.001, 0.0, 0.01, 0.08, 0.03)}
+TRUE = {"nchwc.Conv/kxk": (0.004, 0.02, 0.01, 0.03, 0.01, 0.001, 0.0005, 0.002, 0.02, 0.05, 0.0, 0.0, 0.02),
+        "ms.QLinearConv/dw": (0.003, 0.05, 0.02, 0.04, 0.0, 0.002, 0.0, 0.001, 0.03, 0.0, 0.05, 0.0, 0.0),
+        "Gemm/w": (0.002, 0.03, 0.005, 0.0, 0.02, 0.0, 0.001, 0.0, 0.01, 0.08, 0.0, 0.03, 0.0)}
 
 
 def _features(rng: np.random.Generator) -> tuple[float, ...]:
     """A kernel's features (kernels.FEATURES): a launch, MMACs, MB read, the MACs of its partial blocks (or none), positions, MB
-    written, MB of weights, the MACs of its padded lanes."""
+    written, MB of weights, the MACs of its padded lanes at 8, 16 and 32 wide (each at least the narrower one's)."""
     m = float(rng.uniform(0.1, 20))
     t_out, t_in = (float(rng.choice([0.0, rng.uniform(0.02, 0.5)])) for _ in range(2))
+    pads = np.cumsum(rng.uniform(0.0, 0.3, size=3)) * m if t_out else np.zeros(3)
     return (1.0, m, float(rng.uniform(0.01, 2)), m * t_out, m * t_in, float(t_out > 0), float(t_in > 0), float(rng.uniform(0.05, 4)),
-            float(rng.uniform(0.01, 1)), float(rng.uniform(0.001, 0.5)), m * float(rng.uniform(0.0, 0.5)) if t_out else 0.0)
+            float(rng.uniform(0.01, 1)), float(rng.uniform(0.001, 0.5)), *(float(x) for x in pads))
 
 
 def _models(n: int, seed: int = 0) -> tuple[list[list[Kernel]], list[float]]:
@@ -67,7 +68,7 @@ def test_save_then_load_gives_the_same_calibration_and_predictions(fitted, tmp_p
 
 
 def test_an_unknown_kind_is_costed_as_its_family_with_low_confidence(fitted):
-    features = (1.0, 2.0, 0.1, 0.5, 0.0, 1.0, 0.0, 0.2, 0.05, 0.01, 0.3)
+    features = (1.0, 2.0, 0.1, 0.5, 0.0, 1.0, 0.0, 0.2, 0.05, 0.01, 0.1, 0.3, 0.3)
     p = fitted.predict([Kernel("nchwc.Conv/1x1", "new", features)])
     assert p.fallback == ("nchwc.Conv/1x1",) and not p.confident
     assert "not calibrated: nchwc.Conv/1x1" in p.reasons[0]
@@ -154,17 +155,18 @@ def test_too_few_models_or_a_bad_latency_cannot_be_fitted():
 
 def _gemm_models(n: int, blocks, seed: int) -> tuple[list[list[Kernel]], list[float]]:
     """Matrix products whose SYNTHETIC cost has partial-block terms at ``blocks``: what a calibration must find."""
-    from autoprune.costmodel.kernels import BLOCKS, featurize
+    from autoprune.costmodel.kernels import BLOCKS, PAD_WIDTHS, featurize
 
     rng = np.random.default_rng(seed)
-    true = (0.002, 0.03, 0.005, 0.05, 0.0, 0.004, 0.0, 0.0, 0.01, 0.02, 0.03)  # the padded lanes cost as much as the rest
+    true = (0.002, 0.03, 0.005, 0.05, 0.0, 0.004, 0.0, 0.0, 0.01, 0.02, 0.03, 0.0, 0.0)  # padded lanes at 8 wide cost as much as the rest
     samples, latencies = [], []
     for i in range(n):
         kernels = []
         for j in range(int(rng.integers(1, 4))):
             out_ch, in_ch = int(rng.integers(4, 64)), int(rng.integers(4, 64)) * 4
             mmacs = 49 * out_ch * in_ch / 1e6
-            features = (1.0, mmacs, 49 * in_ch * 4 / 1e6, 0.0, 0.0, 0.0, 0.0, 0.0, 49 * out_ch * 4 / 1e6, out_ch * in_ch * 4 / 1e6, 0.0)
+            pads = (mmacs / out_ch * (-out_ch % w) for w in PAD_WIDTHS)  # read at every width, whatever the blocks
+            features = (1.0, mmacs, 49 * in_ch * 4 / 1e6, 0.0, 0.0, 0.0, 0.0, 0.0, 49 * out_ch * 4 / 1e6, out_ch * in_ch * 4 / 1e6, *pads)
             read = Kernel("Gemm/w", f"m{i}-{j}", features, gemm=("fp32", out_ch, in_ch))
             kernels.append(dataclasses.replace(read, features=featurize(read, BLOCKS)))  # as runtime_kernels reads it
         samples.append(kernels)

@@ -56,7 +56,9 @@ def test_work_in_partial_vector_blocks_is_its_own_feature(artifacts, bits):
     assert len(dense) == 1, [k.key for k in kernels]
     assert tail(dense[0], "tail_out_mmacs") == pytest.approx(FC_MMACS) and tail(dense[0], "tail_out") == 1.0
     assert tail(dense[0], "tail_in_mmacs") == 0 and tail(dense[0], "tail_in") == 0  # 32 inputs: whole blocks of 4
-    assert tail(convs[0], "pad_out_mmacs") == 0 and tail(dense[0], "pad_out_mmacs") == pytest.approx(FC_MMACS * 6 / 10)  # 16 - 10 lanes
+    # the padded lanes at each width: the conv's 32 channels fill whole blocks, the Linear's 10 outputs pad 6 (of 16 or 8) or 22
+    assert all(tail(convs[0], f"pad_out{w}_mmacs") == 0 for w in (8, 16, 32))
+    assert [tail(dense[0], f"pad_out{w}_mmacs") for w in (8, 16, 32)] == pytest.approx([FC_MMACS * p / 10 for p in (6, 6, 22)])
 
 
 def test_int8_convolution_runs_as_a_qlinear_kernel(artifacts):
@@ -193,12 +195,12 @@ def test_partial_blocks_are_read_again_at_a_devices_blocks(artifacts):
     assert featurize(gemm, BLOCKS) == gemm.features  # as read
     at8 = dict(zip(names, featurize(gemm, {"fp32": (8, 4), "int8": (16, 4)})))
     assert at8["tail_out_mmacs"] == pytest.approx(FC_MMACS * 2 / 10) and at8["tail_out"] == 1.0  # 10 = 8 + a partial 2
-    # the padding: 6 lanes of the partial block at 16 wide, 6 at 8 wide (10 = 8 + 2), each a tenth of the MACs
-    assert gemm.features[names.index("pad_out_mmacs")] == pytest.approx(FC_MMACS * 6 / 10)
-    assert at8["pad_out_mmacs"] == pytest.approx(FC_MMACS * 6 / 10)
     at32 = dict(zip(names, featurize(gemm, {"fp32": (32, 4), "int8": (16, 4)})))
-    assert at32["pad_out_mmacs"] == pytest.approx(FC_MMACS * 22 / 10)
-    blocked = ("tail", "pad")
+    assert at32["tail_out_mmacs"] == pytest.approx(FC_MMACS) and at32["tail_out"] == 1.0
+    # the padded lanes are read at every width whatever the blocks: 6 lanes at 16 and at 8 wide (10 = 8 + 2), 22 at 32
+    pads = [f"pad_out{w}_mmacs" for w in (8, 16, 32)]
+    assert [at8[p] for p in pads] == [at32[p] for p in pads] == pytest.approx([FC_MMACS * p / 10 for p in (6, 6, 22)])
+    blocked = ("tail",)
     assert ({n: v for n, v in at8.items() if not n.startswith(blocked)}
             == {n: v for n, v in zip(names, gemm.features) if not n.startswith(blocked)})
     conv = next(k for k in kernels if _op(k.key)[1] == "kxk")
